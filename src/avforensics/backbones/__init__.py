@@ -1,0 +1,1 @@
+"""backbones room (see DESIGN.md)."""

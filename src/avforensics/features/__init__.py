@@ -1,0 +1,1 @@
+"""features room (see DESIGN.md)."""

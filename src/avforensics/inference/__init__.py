@@ -1,0 +1,1 @@
+"""inference room (see DESIGN.md)."""

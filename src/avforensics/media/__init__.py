@@ -1,0 +1,1 @@
+"""media room (see DESIGN.md)."""

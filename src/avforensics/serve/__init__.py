@@ -1,0 +1,1 @@
+"""serve room (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""synth room (see DESIGN.md)."""
