@@ -37,5 +37,6 @@ def build_model(name: str, config: str | dict[str, Any] = "small", **overrides: 
     kwargs.update(overrides)
     return cls(**kwargs)
 
+
 def registered_models() -> dict[str, type[DetectorModel]]:
     return dict(sorted(_MODELS.items()))
