@@ -15,6 +15,7 @@ class VideoRecord:
 
     `label` is the overall label (fake if either modality is fake); `video_label` and `audio_label` are per
     modality. `fake_periods` are (start, end) seconds of manipulated content where a dataset says so.
+    `ethnicity` and `gender` are first-class (not in `extra`) because published protocols split on them.
     """
 
     id: str
@@ -26,6 +27,8 @@ class VideoRecord:
     method: str = ""
     category: str = ""
     identity: str = ""
+    ethnicity: str = ""
+    gender: str = ""
     split: str = ""
     fake_periods: tuple[tuple[float, float], ...] = ()
     frame_labels_path: str = ""

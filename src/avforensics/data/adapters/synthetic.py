@@ -1,0 +1,49 @@
+"""Our synthetic audio-visual forgery corpus (avforensics.synth): `manifest.csv` in its output folder.
+
+Columns written by the generator: path (relative), label, video_label, audio_label, category
+(RVRA/RVFA/FVRA/FVFA), methods, identity, duration, fps, sample_rate, channels, fake_periods (JSON) and face
+boxes. Numeric media columns are converted so loaders can check them without decoding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avforensics.data.adapters.base import DatasetAdapter, DatasetLayoutError, DatasetMetadataError
+from avforensics.data.adapters.manifest import MANIFEST_NAME, read_manifest
+from avforensics.data.records import VideoRecord
+
+_REQUIRED = ("path", "label", "video_label", "audio_label", "category", "methods", "identity")
+_NUMERIC = {"duration": float, "fps": float, "sample_rate": int, "channels": int}
+
+
+class SyntheticAdapter(DatasetAdapter):
+    name = "synthetic"
+    description = "the avforensics synthetic corpus (manifest.csv written by avforensics.synth)"
+
+    def records(self, root: str | Path) -> list[VideoRecord]:
+        manifest = Path(root) / MANIFEST_NAME
+        if not manifest.is_file():
+            raise DatasetLayoutError(self.name, root, f"{MANIFEST_NAME} written by the synthetic generator")
+        with manifest.open(encoding="utf-8") as handle:
+            header = handle.readline().strip().split(",")
+        missing = [column for column in _REQUIRED if column not in header]
+        if missing:
+            raise DatasetLayoutError(
+                self.name, root, f"{MANIFEST_NAME} with columns {missing} (found {header})"
+            )
+        return [self._typed(record, manifest) for record in read_manifest(self.name, manifest)]
+
+    @staticmethod
+    def _typed(record: VideoRecord, manifest: Path) -> VideoRecord:
+        extra = dict(record.extra)
+        for column, kind in _NUMERIC.items():
+            if extra.get(column) not in (None, ""):
+                try:
+                    extra[column] = kind(float(extra[column]))
+                except ValueError as error:
+                    raise DatasetMetadataError(
+                        f"{manifest}: {record.id}: {column} {extra[column]!r} is not a number"
+                    ) from error
+        extra.setdefault("methods", [record.method] if record.method else [])
+        return VideoRecord.from_dict({**record.to_dict(), "extra": extra})
