@@ -12,6 +12,7 @@ from avforensics import __version__
 # Each module defines `register(subparsers)`, adding its sub-commands with `set_defaults(run=...)`,
 # where `run(args) -> int` returns the exit code (0 ok, 1 some inputs failed; argparse uses 2).
 COMMAND_MODULES: list[str] = [
+    "avforensics.backbones.cli",
 ]
 
 

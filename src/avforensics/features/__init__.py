@@ -1,1 +1,23 @@
-"""features room (see DESIGN.md)."""
+"""features room (see DESIGN.md): Whisper log-mel spectrograms and CLIP image normalisation."""
+
+from avforensics.features.logmel import (
+    HOP_LENGTH,
+    N_FFT,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    log_mel_spectrogram,
+    mel_filterbank,
+    pad_or_trim,
+)
+
+__all__ = [
+    "HOP_LENGTH",
+    "N_FFT",
+    "N_FRAMES",
+    "N_SAMPLES",
+    "SAMPLE_RATE",
+    "log_mel_spectrogram",
+    "mel_filterbank",
+    "pad_or_trim",
+]
