@@ -1,0 +1,182 @@
+"""Protocols on fixture datasets: the published splits, determinism, and verified split files."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import data_fixtures as fx
+import pytest
+
+from avforensics.data.adapters import get_adapter
+from avforensics.data.protocols import ProtocolError, get_protocol, list_protocols, make_split, modality_class
+from avforensics.data.records import VideoRecord
+from avforensics.data.splits import Split, SplitIntegrityError, load_split
+
+LOCO_CATEGORIES = {
+    "RVFA": "rtvc",
+    "FVRA-WL": "wav2lip",
+    "FVFA-FS": "faceswap-wav2lip",
+    "FVFA-GAN": "fsgan-wav2lip",
+    "FVFA-WL": "wav2lip",
+}
+
+
+@pytest.fixture(scope="module")
+def fakeavceleb(tmp_path_factory):
+    return get_adapter("fakeavceleb").records(fx.write_fakeavceleb(tmp_path_factory.mktemp("favc")))
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = fx.write_manifest(tmp_path_factory.mktemp("synth"), fx.synthetic_rows(identities=10))
+    return get_adapter("synthetic").records(root)
+
+
+def parts_of(split: Split, records: list[VideoRecord]) -> dict[str, list[VideoRecord]]:
+    return split.select(records)
+
+
+@pytest.mark.parametrize("held_out", sorted(LOCO_CATEGORIES))
+def test_leave_one_category_out(fakeavceleb, held_out):
+    parts = parts_of(
+        make_split("leave-one-category-out", fakeavceleb, seed=3, held_out=held_out), fakeavceleb
+    )
+    method = LOCO_CATEGORIES[held_out]
+    for part in ("train", "val"):
+        assert all(r.method != method and r.category != held_out for r in parts[part])
+    assert {r.category for r in parts["test"]} == {held_out, "RVRA"}
+    assert Counter(r.category for r in parts["test"]) == {held_out: 10, "RVRA": 3}
+    remaining_fakes = sum(r.label == 1 and r.method != method for r in fakeavceleb)
+    assert sum(r.label for part in ("train", "val") for r in parts[part]) == remaining_fakes
+    assert len(parts["train"]) + len(parts["val"]) == remaining_fakes + 7
+
+
+def test_leave_one_category_out_can_keep_the_other_category_of_the_same_method(fakeavceleb):
+    split = make_split("leave-one-category-out", fakeavceleb, held_out="FVRA-WL", exclude_method=False)
+    train = split.select(fakeavceleb)["train"] + split.select(fakeavceleb)["val"]
+    assert sum(r.category == "FVFA-WL" for r in train) == 10
+    with pytest.raises(ProtocolError, match="no fake video with category 'FVRA-XX'; available"):
+        make_split("leave-one-category-out", fakeavceleb, held_out="FVRA-XX")
+
+
+def test_leave_one_method_out_on_the_synthetic_corpus(synthetic):
+    parts = parts_of(make_split("leave-one-method-out", synthetic, seed=1, held_out="tts"), synthetic)
+    assert Counter(r.category for r in parts["test"]) == {"RVFA": 10, "FVFA": 10, "RVRA": 3}
+    assert {r.category for r in parts["train"] + parts["val"]} == {"RVRA", "FVRA"}
+
+
+def test_ethnicity_split_has_no_identity_across_parts(fakeavceleb):
+    parts = parts_of(make_split("ethnicity", fakeavceleb), fakeavceleb)
+    assert {part: {r.ethnicity for r in records} for part, records in parts.items()} == {
+        "train": {"Asian (South)", "Asian (East)", "Caucasian (American)"},
+        "val": {"African"},
+        "test": {"Caucasian (European)"},
+    }
+    assert [len(parts[p]) for p in ("train", "val", "test")] == [48, 16, 16]
+    identities = [{r.identity for r in records} for records in parts.values()]
+    assert all(not (a & b) for i, a in enumerate(identities) for b in identities[i + 1 :])
+
+
+def test_ethnicity_split_drops_an_identity_that_would_cross_parts(fakeavceleb, caplog):
+    crossing = VideoRecord(id="x/1.mp4", path="", label=1, identity="id00004", ethnicity="African")
+    with caplog.at_level(logging.WARNING):
+        split = make_split("ethnicity", [*fakeavceleb, crossing])
+    assert "x/1.mp4" not in split.val and "dropped 1 video" in caplog.text
+
+
+def test_identity_kfold_is_disjoint_and_balanced(synthetic):
+    test_union = []
+    for fold in range(5):
+        parts = parts_of(make_split("identity-kfold", synthetic, seed=7, k=5, fold=fold), synthetic)
+        assert not ({r.identity for r in parts["train"]} & {r.identity for r in parts["test"]})
+        assert Counter(modality_class(r) for r in parts["test"]) == {
+            "RVRA": 2,
+            "RVFA": 2,
+            "FVRA": 2,
+            "FVFA": 2,
+        }
+        test_union += [r.id for r in parts["test"]]
+    assert sorted(test_union) == sorted(r.id for r in synthetic)
+
+
+def test_mrdf_balanced_folds_draw_per_category(fakeavceleb):
+    split = make_split("mrdf-5fold", fakeavceleb, seed=0, per_category=10, fold=2, val_fold=True)
+    parts = split.select(fakeavceleb)
+    chosen = parts["train"] + parts["val"] + parts["test"]
+    assert Counter(modality_class(r) for r in chosen) == {"RVRA": 10, "RVFA": 10, "FVRA": 10, "FVFA": 10}
+    identity_sets = [{r.identity for r in records} for records in parts.values()]
+    assert all(not (a & b) for i, a in enumerate(identity_sets) for b in identity_sets[i + 1 :])
+    with pytest.raises(ProtocolError, match="some classes have fewer videos"):
+        make_split("mrdf-5fold", fakeavceleb, per_category=11)
+
+
+def test_random_ratio_splits(fakeavceleb):
+    split = make_split("fakeavceleb-70-30", fakeavceleb, seed=0)
+    assert (len(split.train), len(split.val), len(split.test)) == (56, 0, 24)
+    parts = make_split("macbdf-80-20", fakeavceleb, seed=0).select(fakeavceleb)
+    assert Counter(r.label for r in parts["test"]) == {0: 2, 1: 14}
+    assert make_split("random", fakeavceleb, seed=1).train != split.train
+
+
+def test_cross_dataset_pairs(tmp_path, fakeavceleb):
+    load = lambda name, writer, folder: get_adapter(name).records(writer(tmp_path / folder))  # noqa: E731
+    dfdc = load("dfdc", fx.write_dfdc, "dfdc")
+    split = make_split("dfdc-to-fakeavceleb", dfdc + fakeavceleb)
+    assert (len(split.train), len(split.val), len(split.test)) == (6, 2, 80)
+    kodf = load("kodf", fx.write_kodf, "kodf")
+    parts = make_split("fakeavceleb-to-kodf", fakeavceleb + kodf).select(fakeavceleb + kodf)
+    assert Counter(r.method for r in parts["test"]) == {"real": 3, "wav2lip": 2}
+    assert len(parts["train"]) + len(parts["val"]) == 80
+    idforge = load("idforge-v2", fx.write_idforge_v2, "idf")
+    ffpp = load("faceforensics", fx.write_faceforensics, "ffpp")
+    parts = make_split("idforge-to-faceshifter", idforge + ffpp).select(idforge + ffpp)
+    assert Counter((r.method, r.split) for r in parts["test"]) == {
+        ("real", "test"): 2,
+        ("FaceShifter", "test"): 2,
+    }
+    assert {r.dataset for r in parts["train"]} == {"idforge-v2"}
+    celebdf = load("celebdf", fx.write_celebdf, "cdf")
+    assert len(make_split("idforge-to-celebdf", idforge + celebdf).test) == 4
+    with pytest.raises(ProtocolError, match="no records of dataset 'defakeavmit'"):
+        make_split("dfdc-to-defakeavmit", dfdc)
+
+
+PARAMS = {
+    "leave-one-category-out": {"held_out": "RVFA"},
+    "leave-one-method-out": {"held_out": "wav2lip"},
+    "mrdf-5fold": {"per_category": 5},
+    "cross-dataset": None,
+    "dfdc-to-fakeavceleb": None,
+    "dfdc-to-defakeavmit": None,
+    "fakeavceleb-to-kodf": None,
+    "idforge-to-faceshifter": None,
+    "idforge-to-celebdf": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in list_protocols() if PARAMS.get(n, {}) is not None))
+def test_every_single_dataset_protocol_is_deterministic_and_round_trips(name, fakeavceleb, tmp_path):
+    first = make_split(name, fakeavceleb, seed=5, **PARAMS.get(name, {}))
+    assert first.sha256 == make_split(name, fakeavceleb, seed=5, **PARAMS.get(name, {})).sha256
+    assert first.protocol == name and get_protocol(name).description
+    for suffix in (".json", ".csv"):
+        loaded = load_split(first.save(tmp_path / f"split{suffix}"), expected_sha256=first.sha256)
+        assert loaded == first and loaded.sha256 == first.sha256
+
+
+def test_a_tampered_split_file_is_rejected(fakeavceleb, tmp_path):
+    split = make_split("fakeavceleb-70-30", fakeavceleb, seed=0)
+    path = split.save(tmp_path / "s.csv")
+    moved = split.test[0]
+    path.write_text(path.read_text().replace(f"test,{moved}", f"train,{moved}"))
+    with pytest.raises(SplitIntegrityError, match=r"s\.csv: content hash .* does not match the recorded"):
+        load_split(path)
+    json_path = split.save(tmp_path / "s.json")
+    json_path.write_text(json_path.read_text().replace('"seed": 0', '"seed": 1'))
+    with pytest.raises(SplitIntegrityError, match="does not match the recorded"):
+        load_split(json_path)
+    with pytest.raises(SplitIntegrityError, match="is not the expected"):
+        load_split(split.save(tmp_path / "ok.json"), expected_sha256="0" * 64)
+    with pytest.raises(ValueError, match="is in both train and test"):
+        Split("x", train=("a",), test=("a",))
