@@ -21,6 +21,7 @@ from typing import Literal
 import av
 import numpy as np
 import soxr
+from av.video.reformatter import VideoReformatter
 
 from avforensics.media.clips import samples_per_frame
 from avforensics.media.errors import (
@@ -165,7 +166,10 @@ def decode(
             raise _too_long(path, len(frames) / fps, max_duration)
     info = dataclasses.replace(info, is_variable_frame_rate=source.measured_vfr())
     if not info.has_video:
+        # Audio-only: the declared duration is exact, and excludes the codec's padding at the end.
         samples = np.concatenate(audio) if audio else np.zeros(0, np.float32)
+        if span is not None:
+            samples = _fit_audio(samples, round(span * sample_rate), sample_rate, flags)
         return DecodedVideo(
             str(path), None, samples, True, float(fps), sample_rate, start, info, flags.messages
         )
@@ -296,12 +300,12 @@ class _Source:
                     reached_eof = False
                     break
             stream_end = max(self.picker.last_end if self.picker else 0, aligner.last_end if aligner else 0)
-            if self.picker is not None:
-                yield from (("video", image) for image in self.picker.finish())
-            if aligner is not None:
-                yield from (("audio", chunk) for chunk in aligner.finish())
             if reached_eof and container.duration:
                 self._check_complete(stream_end - zero, Fraction(container.duration) * _AV_TIME_BASE)
+            if self.picker is not None:
+                yield from (("video", image) for image in self.picker.finish(_declared_end(video)))
+            if aligner is not None:
+                yield from (("audio", chunk) for chunk in aligner.finish())
 
     def _frames(self, container, streams) -> Iterator[av.VideoFrame | av.AudioFrame]:
         """Decoded frames in demux order; FFmpeg failures become CorruptMediaError saying where."""
@@ -374,9 +378,12 @@ class _FramePicker:
         duration = Fraction(frame.duration) * frame.time_base if frame.duration else 1 / self.fps
         self.last_end = max(self.last_end, time + duration)
 
-    def finish(self) -> Iterator[np.ndarray]:
+    def finish(self, declared_end: Fraction | None) -> Iterator[np.ndarray]:
+        """Emit the last source frame until the video's end: the end the stream header declares when there
+        is one (exact in MP4, where per-frame durations are in decode order), else the last frame's own."""
         if self.pending is not None:
-            yield from self._emit_until(self.last_end)
+            use_declared = declared_end is not None and declared_end > self.pending_time
+            yield from self._emit_until(declared_end if use_declared else self.last_end)
         if self.out_of_order:
             self.flags.add(
                 f"{self.out_of_order} video frames had timestamps at or before their predecessor; "
@@ -410,13 +417,17 @@ class _FrameConverter:
             raise ValueError(f"max_side must be positive, got {max_side}")
         self.max_side, self.flags = max_side, flags
         self.warned_rotation = False
+        # One reformatter for the whole stream: PyAV otherwise builds a new scaler context per frame,
+        # which costs more than decoding small frames.
+        self.reformatter = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         width, height = frame.width, frame.height
         if self.max_side is not None and max(width, height) > self.max_side:
             scale = self.max_side / max(width, height)
             width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        image = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+        rgb = self.reformatter.reformat(frame, width, height, "rgb24", interpolation="AREA")
+        image = rgb.to_ndarray()
         turns = self._quarter_turns(frame.rotation)
         return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
@@ -464,34 +475,37 @@ class _AudioAligner:
         if frame.pts is not None:
             start_time = Fraction(frame.pts) * frame.time_base
             self.last_end = max(self.last_end, start_time + Fraction(frame.samples, self.in_rate))
-            samples = self._place(samples, round((start_time - self.origin) * self.in_rate))
+            position = round((start_time - self.origin) * self.in_rate)
+            samples = self._place(samples, position, float(frame.time_base * self.in_rate))
         yield from self._output(samples, last=False)
 
     def finish(self) -> Iterator[np.ndarray]:
         if self.resampler is not None:
             yield from self._output(np.zeros(0, np.float32), last=True)
 
-    def _place(self, samples: np.ndarray, start: int) -> np.ndarray:
-        """Pad or trim `samples` (beginning at input sample `start`) to continue exactly at `self.fed`."""
+    def _place(self, samples: np.ndarray, start: int, precision: float) -> np.ndarray:
+        """Pad or trim `samples` (beginning at input sample `start`) to continue exactly at `self.fed`.
+
+        Once audio has started, a mismatch within the timestamps' precision (`precision` samples: one tick
+        of the stream's time base, at least 1 ms) is rounding, e.g. Matroska's millisecond timestamps on
+        1024-sample frames, and the stream is kept continuous.
+        """
         gap = start - self.fed
+        slack = max(precision, _GAP_TOLERANCE * self.in_rate)
+        seconds = abs(gap) / self.in_rate
+        if self.fed > 0 and abs(gap) <= slack:
+            return samples
         if gap > 0:
-            seconds = gap / self.in_rate
-            if self.fed == 0:
+            if self.fed == 0 and seconds > _GAP_TOLERANCE:
                 self.flags.add(f"audio starts {seconds:.3f} s after the timeline start; padded with silence")
-            elif seconds > _GAP_TOLERANCE:
-                self.flags.add(
-                    f"gap of {seconds:.3f} s in the audio at {self.fed / self.in_rate:.2f} s; "
-                    "filled with silence"
-                )
+            elif self.fed > 0:
+                at = self.fed / self.in_rate
+                self.flags.add(f"gap of {seconds:.3f} s in the audio at {at:.2f} s; filled with silence")
             return np.concatenate([np.zeros(gap, np.float32), samples])
-        if gap < 0:
-            if self.fed > 0 and -gap / self.in_rate > _GAP_TOLERANCE:
-                self.flags.add(
-                    f"audio timestamps overlap by {-gap / self.in_rate:.3f} s at "
-                    f"{self.fed / self.in_rate:.2f} s; the overlap was dropped"
-                )
-            return samples[-gap:]
-        return samples
+        if gap < 0 and self.fed > 0:
+            at = self.fed / self.in_rate
+            self.flags.add(f"audio timestamps overlap by {seconds:.3f} s at {at:.2f} s; overlap dropped")
+        return samples[-gap:] if gap < 0 else samples
 
     def _output(self, samples: np.ndarray, last: bool) -> Iterator[np.ndarray]:
         self.fed += len(samples)
@@ -608,8 +622,15 @@ def _to_mono(frame: av.AudioFrame) -> np.ndarray:
     return array.astype(np.float32).mean(axis=0)
 
 
+def _declared_end(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """Presentation end time of a stream according to its header, when the container stores one."""
+    if not stream.duration or stream.start_time is None:
+        return None
+    return Fraction(stream.start_time + stream.duration) * stream.time_base
+
+
 def _fit_audio(audio: np.ndarray, n_samples: int, sample_rate: int, flags: _Flags) -> np.ndarray:
-    """Make the audio exactly as long as the frames: trim the excess, pad a short track with silence."""
+    """Make the audio exactly `n_samples` long: trim the excess, pad a short track with silence."""
     if len(audio) < n_samples:
         missing = n_samples - len(audio)
         if missing / sample_rate > _GAP_TOLERANCE:

@@ -30,12 +30,16 @@ def write_video(
     crf: int = 20,
     preset: str = "veryfast",
     frame_times: np.ndarray | None = None,
+    rotation: int = 0,
+    audio_start: float = 0.0,
 ) -> Path:
     """Encode frames and/or audio into one container (format from the suffix: .mp4, .mkv, .mov, .wav...).
 
     `frames` may be an array or an iterable of (H, W, 3) images (then `size` = (width, height) is required),
     so a long video never has to be held in memory. `frame_times` (seconds, increasing) gives each frame its
-    own timestamp, for variable-frame-rate files.
+    own timestamp, for variable-frame-rate files. `rotation` stores display-matrix metadata (degrees
+    counter-clockwise, as phones record portrait video) without touching the pixels; `audio_start` (seconds)
+    delays the audio track's timestamps, as in files whose sound starts after the picture.
     """
     path = Path(path)
     if frames is None and audio is None:
@@ -50,9 +54,14 @@ def write_video(
                 frames = np.asarray(frames, dtype=np.uint8)
                 size = (frames.shape[2], frames.shape[1])
             video_stream = _video_stream(container, size, fps, video_codec, crf, preset, frame_times)
+            if rotation:
+                video_stream.set_display_rotation(rotation)
         if audio is not None:
             audio_stream = _audio_stream(container, audio.shape[0], sample_rate, audio_codec)
-        audio_chunks = _audio_frames(audio, sample_rate, audio_codec) if audio is not None else iter(())
+        audio_offset = round(audio_start * sample_rate)
+        audio_chunks = (
+            _audio_frames(audio, sample_rate, audio_codec, audio_offset) if audio is not None else iter(())
+        )
         audio_done = 0.0
         if video_stream is not None:
             for index, image in enumerate(frames):
@@ -64,7 +73,7 @@ def write_video(
                     if chunk is None:
                         break
                     container.mux(audio_stream.encode(chunk))
-                    audio_done = (chunk.pts + chunk.samples) / sample_rate
+                    audio_done = (chunk.pts + chunk.samples - audio_offset) / sample_rate
             container.mux(video_stream.encode())
         if audio_stream is not None:
             for chunk in audio_chunks:
@@ -105,7 +114,7 @@ def _audio_stream(container, channels: int, sample_rate: int, codec: str):
     return container.add_stream(codec, rate=sample_rate, layout=layout)
 
 
-def _audio_frames(audio: np.ndarray, sample_rate: int, codec: str) -> Iterator[av.AudioFrame]:
+def _audio_frames(audio: np.ndarray, sample_rate: int, codec: str, offset: int) -> Iterator[av.AudioFrame]:
     layout = "mono" if audio.shape[0] == 1 else "stereo"
     planar = codec in ("aac", "libopus", "libvorbis", "mp3", "libmp3lame")
     for start in range(0, audio.shape[1], _AUDIO_CHUNK):
@@ -118,6 +127,6 @@ def _audio_frames(audio: np.ndarray, sample_rate: int, codec: str) -> Iterator[a
             data, audio_format = np.ascontiguousarray(chunk.T.reshape(1, -1)), "flt"
         frame = av.AudioFrame.from_ndarray(data, format=audio_format, layout=layout)
         frame.sample_rate = sample_rate
-        frame.pts = start
+        frame.pts = offset + start
         frame.time_base = Fraction(1, sample_rate)
         yield frame
