@@ -13,6 +13,8 @@ from avforensics import __version__
 # where `run(args) -> int` returns the exit code (0 ok, 1 some inputs failed; argparse uses 2).
 COMMAND_MODULES: list[str] = [
     "avforensics.backbones.cli",
+    "avforensics.data.cli",
+    "avforensics.synth.cli",
 ]
 
 

@@ -371,110 +371,43 @@ class Protocol:
         return self.build(records, seed, **{**self.defaults, **params, "name": self.name})
 
 
-_LOCO = (
-    "FakeAVCeleb cross-manipulation: hold out one of RVFA, FVRA-WL, FVFA-FS, FVFA-GAN, FVFA-WL; "
-    "test on it plus real videos"
+_AVPL = "AV prompt learning (Miao et al. AAAI 2025)"
+_MACB = "MACB-DF (Xiong et al. ICMR 2025)"
+_CAD = "CAD (Du et al. 2025)"
+_PROTOCOLS = (
+    Protocol("random", random_split, description="random ratio split (train/val/test, optional stratify)"),
+    Protocol("fakeavceleb-70-30", random_split, {"train": 0.7, "val": 0.0, "test": 0.3}, ("fakeavceleb",),
+             f"AVoiD-DF (Yang et al. 2023); AVFF (Oorloff et al. CVPR 2024); {_CAD}",
+             "random 70/30 train/test of FakeAVCeleb"),
+    Protocol("macbdf-80-20", random_split, {"train": 0.8, "val": 0.0, "test": 0.2, "stratify": True}, (),
+             _MACB, "stratified random 80/20 train/test (FakeAVCeleb, DFDC, DefakeAVMiT)"),
+    Protocol("identity-kfold", identity_kfold, description="identity-disjoint k-fold: k, fold, per_category"),
+    Protocol("mrdf-5fold", identity_kfold, {"k": 5, "per_category": 500}, ("fakeavceleb",),
+             "MRDF (Zou et al. ICASSP 2024)", "balanced (500 per class) identity-disjoint 5-fold"),
+    Protocol("ethnicity", ethnicity_split, {}, ("fakeavceleb",), _AVPL,
+             "train Asian (South/East) + Caucasian (American), val African, test Caucasian (European)"),
+    Protocol("leave-one-category-out", leave_one_out, {"by": "category"}, ("fakeavceleb",),
+             f"AVAD (Feng et al. CVPR 2023); AVFF; {_AVPL}; {_CAD}",
+             "hold out one of RVFA, FVRA-WL, FVFA-FS, FVFA-GAN, FVFA-WL; test on it plus real videos"),
+    Protocol("leave-one-method-out", leave_one_out, {"by": "method"},
+             description="hold out one forgery method (e.g. of the synthetic corpus); test on it plus reals"),
+    Protocol("cross-dataset", cross_dataset, description="train on train_dataset, test on test_dataset"),
+    Protocol("dfdc-to-fakeavceleb", cross_dataset, {"train_dataset": "dfdc", "test_dataset": "fakeavceleb"},
+             ("dfdc", "fakeavceleb"), _MACB, "train DFDC, test FakeAVCeleb"),
+    Protocol("dfdc-to-defakeavmit", cross_dataset, {"train_dataset": "dfdc", "test_dataset": "defakeavmit"},
+             ("dfdc", "defakeavmit"), _MACB, "train DFDC, test DefakeAVMiT"),
+    Protocol("fakeavceleb-to-kodf", cross_dataset,
+             {"train_dataset": "fakeavceleb", "test_dataset": "kodf", "test_methods": ["atfhp", "wav2lip"]},
+             ("fakeavceleb", "kodf"), f"AVAD; AVFF; {_AVPL}",
+             "train FakeAVCeleb, test KoDF reals + audio-driven fakes (subset assumed, see docs)"),
+    Protocol("idforge-to-faceshifter", cross_dataset,
+             {"train_dataset": "idforge-v2", "test_dataset": "faceforensics",
+              "test_methods": ["FaceShifter"]},
+             ("idforge-v2", "faceforensics"), _CAD, "train IDForge, test FF++ test reals + FaceShifter"),
+    Protocol("idforge-to-celebdf", cross_dataset, {"train_dataset": "idforge-v2", "test_dataset": "celebdf"},
+             ("idforge-v2", "celebdf"), _CAD, "train IDForge, test the Celeb-DF v2 test list"),
 )
-_REGISTRY: dict[str, Protocol] = {
-    protocol.name: protocol
-    for protocol in (
-        Protocol(
-            "random", random_split, {}, (), "", "random ratio split (train/val/test, optional stratify)"
-        ),
-        Protocol(
-            "fakeavceleb-70-30",
-            random_split,
-            {"train": 0.7, "val": 0.0, "test": 0.3},
-            ("fakeavceleb",),
-            "AVoiD-DF (Yang et al. 2023); CAD (Du et al. 2025)",
-            "random 70/30 train/test of FakeAVCeleb",
-        ),
-        Protocol(
-            "macbdf-80-20",
-            random_split,
-            {"train": 0.8, "val": 0.0, "test": 0.2, "stratify": True},
-            ("fakeavceleb",),
-            "MACB-DF (Xiong et al. ICMR 2025)",
-            "stratified random 80/20 train/test",
-        ),
-        Protocol(
-            "identity-kfold", identity_kfold, {}, (), "", "identity-disjoint k-fold (k, fold, per_category)"
-        ),
-        Protocol(
-            "mrdf-5fold",
-            identity_kfold,
-            {"k": 5, "per_category": 500},
-            ("fakeavceleb",),
-            "MRDF (Zou et al. 2024)",
-            "balanced (500 per category) subject-independent 5-fold; param fold",
-        ),
-        Protocol(
-            "ethnicity",
-            ethnicity_split,
-            {},
-            ("fakeavceleb",),
-            "multi-task AV prompt learning (AAAI 2025)",
-            "train Asian (South/East) + Caucasian (American), val African, test Caucasian (European)",
-        ),
-        Protocol(
-            "leave-one-category-out",
-            leave_one_out,
-            {"by": "category"},
-            ("fakeavceleb",),
-            "AVAD (Feng et al. CVPR 2023) categories; AVFF (Oorloff et al. CVPR 2024) protocol",
-            _LOCO,
-        ),
-        Protocol(
-            "leave-one-method-out",
-            leave_one_out,
-            {"by": "method"},
-            (),
-            "",
-            "hold out one forgery method (e.g. of the synthetic corpus); test on it plus real videos",
-        ),
-        Protocol("cross-dataset", cross_dataset, {}, (), "", "train on train_dataset, test on test_dataset"),
-        Protocol(
-            "dfdc-to-fakeavceleb",
-            cross_dataset,
-            {"train_dataset": "dfdc", "test_dataset": "fakeavceleb"},
-            ("dfdc", "fakeavceleb"),
-            "AVoiD-DF; AVFF",
-            "train DFDC, test FakeAVCeleb",
-        ),
-        Protocol(
-            "dfdc-to-defakeavmit",
-            cross_dataset,
-            {"train_dataset": "dfdc", "test_dataset": "defakeavmit"},
-            ("dfdc", "defakeavmit"),
-            "AVoiD-DF (Yang et al. 2023)",
-            "train DFDC, test DefakeAVMiT",
-        ),
-        Protocol(
-            "fakeavceleb-to-kodf",
-            cross_dataset,
-            {"train_dataset": "fakeavceleb", "test_dataset": "kodf", "test_methods": ["atfhp", "wav2lip"]},
-            ("fakeavceleb", "kodf"),
-            "AVAD; AVFF",
-            "train FakeAVCeleb, test KoDF reals + audio-driven fakes",
-        ),
-        Protocol(
-            "idforge-to-faceshifter",
-            cross_dataset,
-            {"train_dataset": "idforge-v2", "test_dataset": "faceforensics", "test_methods": ["FaceShifter"]},
-            ("idforge-v2", "faceforensics"),
-            "CAD (Du et al. 2025)",
-            "train IDForge, test FF++ test-split reals + FaceShifter",
-        ),
-        Protocol(
-            "idforge-to-celebdf",
-            cross_dataset,
-            {"train_dataset": "idforge-v2", "test_dataset": "celebdf"},
-            ("idforge-v2", "celebdf"),
-            "CAD (Du et al. 2025)",
-            "train IDForge, test Celeb-DF v2 test list",
-        ),
-    )
-}
+_REGISTRY: dict[str, Protocol] = {protocol.name: protocol for protocol in _PROTOCOLS}
 
 
 def list_protocols() -> dict[str, Protocol]:

@@ -1,0 +1,130 @@
+"""Sub-commands of the data room: `audit` a dataset for shortcuts, make a protocol `split`, `verify-split`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from avforensics.data.adapters import get_adapter, list_adapters
+from avforensics.data.protocols import get_protocol, list_protocols
+from avforensics.data.splits import SplitIntegrityError, load_split
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    datasets = ", ".join(sorted(list_adapters()))
+    audit = subparsers.add_parser(
+        "audit",
+        help="per-class statistics that reveal dataset shortcuts",
+        description=f"Datasets: {datasets}.",
+    )
+    audit.add_argument("dataset", choices=sorted(list_adapters()), metavar="DATASET")
+    audit.add_argument("root", type=Path, metavar="ROOT")
+    audit.add_argument("--max-per-class", type=int, default=None, help="audit a seeded sample per label")
+    audit.add_argument("--seed", type=int, default=0)
+    audit.add_argument("--workers", type=int, default=1, help="decoding processes")
+    audit.add_argument("--json", type=Path, default=None, help="write the full report here")
+    audit.set_defaults(run=run_audit)
+
+    split = subparsers.add_parser("split", help="make a protocol split and save it (CSV or JSON, hashed)")
+    split.add_argument("--protocol", help="protocol name (see --list)")
+    split.add_argument("--list", action="store_true", help="list the protocols and exit")
+    split.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="[DATASET=]ROOT",
+        help=f"a dataset to read (repeat for cross-dataset protocols); datasets: {datasets}",
+    )
+    split.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="protocol parameter (JSON value or plain text; lists comma-separated)",
+    )
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--out", type=Path, help="split file to write (.json, else CSV)")
+    split.set_defaults(run=run_split)
+
+    verify = subparsers.add_parser("verify-split", help="check a split file's hash (and an expected one)")
+    verify.add_argument("file", type=Path)
+    verify.add_argument("--sha256", default=None, help="the hash a paper or colleague published")
+    verify.set_defaults(run=run_verify)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from avforensics.data.audit import format_report, iter_audit, sample_per_class, summarize
+
+    records = sample_per_class(get_adapter(args.dataset).records(args.root), args.max_per_class, args.seed)
+    videos = list(
+        tqdm(
+            iter_audit(records, args.workers),
+            total=len(records),
+            unit="video",
+            desc=f"audit {args.dataset}",
+            file=sys.stderr,
+            disable=None,
+        )
+    )
+    report = summarize(args.dataset, videos)
+    print(format_report(report))
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
+    return 1 if report.failed else 0
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def run_split(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, protocol in sorted(list_protocols().items()):
+            uses = f" [{protocol.paper}]" if protocol.paper else ""
+            print(f"{name:<26}{protocol.description}{uses}")
+        return 0
+    if not args.protocol or not args.out or not args.data:
+        raise SystemExit("avforensics split: --protocol, --data and --out are required (or --list)")
+    protocol = get_protocol(args.protocol)
+    records = []
+    for spec in args.data:
+        name, _, root = spec.rpartition("=")
+        if not name:
+            if len(protocol.datasets) != 1:
+                raise SystemExit(f"avforensics split: write --data DATASET=ROOT for {args.protocol}")
+            name = protocol.datasets[0]
+        records += get_adapter(name).records(root)
+    params = {}
+    for item in args.param:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise SystemExit(f"avforensics split: --param {item!r} is not KEY=VALUE")
+        params[key] = parse_value(value)
+    split = protocol(records, args.seed, **params)
+    split.save(args.out)
+    print(
+        f"{args.out}: {args.protocol} train {len(split.train)} val {len(split.val)} test {len(split.test)} "
+        f"sha256 {split.sha256}"
+    )
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    try:
+        split = load_split(args.file, expected_sha256=args.sha256)
+    except SplitIntegrityError as error:
+        print(f"INVALID {error}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK {split.protocol} seed {split.seed} sha256 {split.sha256}")
+    return 0
