@@ -9,6 +9,8 @@ import skimage.data
 import torch
 import torch.nn.functional as F
 
+from avforensics.media.mtcnn import FaceDetections
+
 # Reference face box (x1, y1, x2, y2) in the 512x512 astronaut image, set by eye: a 150x160 crop around
 # the head was drawn with a 10 px grid and viewed; the cheek contours at cheekbone height lie at x = 182
 # and x = 268, the chin at y = 172, and the top is put at y = 75, the middle of the fringe that covers
@@ -67,3 +69,47 @@ class Camera:
     def map_box(self, box: np.ndarray) -> np.ndarray:
         """An xyxy box of the source image in this frame's coordinates."""
         return (box - np.tile(self.origin(), 2)) * self.zoom
+
+
+def pan_zoom_cameras(count: int, width: int = 320, height: int = 240) -> list[Camera]:
+    """A camera that pans across the astronaut while zooming in from the upper body to the head."""
+    progress = np.linspace(0.0, 1.0, count)
+    return [
+        Camera(centre=(260 - 50 * p, 190 - 60 * p), side=420 - 200 * p, width=width, height=height)
+        for p in progress
+    ]
+
+
+def two_face_frames(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames (count, 240, 400, 3) with the astronaut's head at full size, static on the left, and a
+    half-size copy drifting on the right; returns the frames and both faces' reference boxes per frame."""
+    head = astronaut()[30:210, 140:310]  # 180 x 170 crop around the face
+    small = head[::2, ::2]
+    frames = np.full((count, 240, 400, 3), 128, dtype=np.uint8)
+    big_origin = np.array([20.0, 30.0])
+    big_box = ASTRONAUT_FACE_BOX - np.tile(np.array([140.0, 30.0]) - big_origin, 2)
+    small_boxes = []
+    for index in range(count):
+        x0, y0 = 240 + index, 60 + index // 2
+        frames[index, 30:210, 20:190] = head
+        frames[index, y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+        small_boxes.append((ASTRONAUT_FACE_BOX - np.array([140.0, 30.0] * 2)) / 2 + np.array([x0, y0] * 2))
+    return frames, np.tile(big_box, (count, 1)), np.array(small_boxes)
+
+
+class ScriptedDetector:
+    """A stand-in detector that returns given boxes per image, in call order, to test tracking logic."""
+
+    def __init__(self, script: list[list[tuple[list[float], float]]]) -> None:
+        self.script = script
+        self.calls = 0
+
+    def detect(self, images):  # noqa: ANN001, ANN201 - duck-typed like MTCNN.detect
+        results = []
+        for _ in images:
+            faces = self.script[self.calls]
+            self.calls += 1
+            boxes = np.array([box for box, _ in faces], dtype=np.float32).reshape(-1, 4)
+            probs = np.array([prob for _, prob in faces], dtype=np.float32)
+            results.append(FaceDetections(boxes, probs, np.zeros((len(faces), 5, 2), dtype=np.float32)))
+        return results
