@@ -9,7 +9,6 @@ statistic separates the classes, e.g. leading silence in FakeAVCeleb (arXiv 2412
 from __future__ import annotations
 
 import random
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -18,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from avforensics.data.decoding import decode_collecting_warnings
 from avforensics.data.records import FAKE, REAL, VideoRecord
 from avforensics.data.silence import leading_silence_seconds, loudness_db
-from avforensics.media.decode import decode
-from avforensics.media.errors import MediaError, MediaWarning
+from avforensics.media.errors import MediaError
 
 STATISTICS = ("duration", "leading_silence", "loudness_db")
 SAMPLE_RATE = 16000
@@ -79,13 +78,10 @@ def audit_video(record: VideoRecord) -> VideoStats:
     """Decode one video (audio at 16 kHz; frames only counted, at a tiny size) and measure it."""
     stats = VideoStats(record.id, record.label, record.category)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", MediaWarning)
-            decoded = decode(record.path, require_video=False, max_side=16)
+        decoded, stats.warnings = decode_collecting_warnings(record.path, require_video=False, max_side=16)
     except (MediaError, OSError) as error:
         stats.error = f"{type(error).__name__}: {error}"
         return stats
-    stats.warnings = [str(warning.message) for warning in caught]
     if decoded.frames is not None:
         duration = len(decoded.frames) / decoded.fps
     else:

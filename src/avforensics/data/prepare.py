@@ -1,0 +1,312 @@
+"""Prepared cache: decode each video once, track and crop its face, and store crops + 16 kHz audio + labels.
+
+Layout of the output folder:
+    prepare.json                      the options used (a resume with other options is refused)
+    items/<k[:2]>/<k>.npz             one video: face crops (T, S, S, 3) uint8 (lossless, zip-deflated),
+                                      audio float32 (N,), crop boxes, face_found, fps, sample_rate
+    items/<k[:2]>/<k>.json            its entry: status ok/failed, face ratio, warnings, error, the record
+    manifest.jsonl                    every entry of the run, one JSON per line, ordered by record id
+`k` is the sha1 of the record id, so 256 shard folders spread any dataset evenly.
+
+Crash safety: every file is written to a temporary name in the same folder and renamed into place (an
+atomic replace), the .npz before its .json. A video counts as prepared only when its .json exists, and
+that is written last, so a run killed at any instant leaves no entry that could be read half-written;
+the next run deletes stray temporaries and carries on with the videos that have no entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avforensics.data.decoding import decode_collecting_warnings
+from avforensics.data.records import VideoRecord
+from avforensics.data.silence import trim_clip
+from avforensics.media.errors import MediaError
+from avforensics.media.faces import FaceDetector, FaceTrackerConfig, NoFacePolicy, crop_faces, track_faces
+
+OK, FAILED = "ok", "failed"
+_TEMP_SUFFIX = ".partial"
+
+
+class PrepareConfigError(ValueError):
+    """The output folder was prepared with different options; mixing them would make one cache of two."""
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """What preparation produces. `max_side` bounds decoded frames (faces are found on them, crops are
+    taken from them); `trim_silence` removes leading silence, with the video cut in step."""
+
+    fps: float = 25.0
+    sample_rate: int = 16000
+    size: int = 224
+    stride: int = 5
+    max_side: int | None = 640
+    max_duration: float = 600.0
+    no_face: NoFacePolicy = "center"
+    trim_silence: bool = False
+
+    def tracker(self) -> FaceTrackerConfig:
+        return FaceTrackerConfig(stride=self.stride, size=self.size, no_face=self.no_face)
+
+
+def entry_key(record_id: str) -> str:
+    return hashlib.sha1(record_id.encode("utf-8")).hexdigest()
+
+
+def entry_paths(out: Path, record_id: str) -> tuple[Path, Path]:
+    """(arrays .npz, entry .json) of a record."""
+    key = entry_key(record_id)
+    folder = out / "items" / key[:2]
+    return folder / f"{key}.npz", folder / f"{key}.json"
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}{_TEMP_SUFFIX}")
+    with open(temporary, mode) as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _atomic_write(path, lambda handle: handle.write(json.dumps(data, sort_keys=True)), mode="w")
+
+
+def _load_frames_and_audio(
+    record: VideoRecord, options: PrepareOptions
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Frames (T, H, W, 3) uint8 at options.fps and mono audio at options.sample_rate (None if absent)."""
+    decode_options = {
+        "fps": options.fps,
+        "sample_rate": options.sample_rate,
+        "max_duration": options.max_duration,
+    }
+    if record.extra.get("format") == "frames_npy":  # IDForge v2: sampled frames + a separate audio file
+        frames = np.load(record.path, allow_pickle=False)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"{record.path}: expected (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}"
+            )
+        audio_path = record.extra.get("audio_path")
+        if not audio_path:
+            return frames, None, [f"{record.path}: no audio file next to the frames"]
+        decoded, warnings = decode_collecting_warnings(audio_path, require_video=False, **decode_options)
+        return frames, decoded.audio, warnings
+    decoded, warnings = decode_collecting_warnings(record.path, max_side=options.max_side, **decode_options)
+    return decoded.frames, decoded.audio, warnings
+
+
+def prepare_record(record: VideoRecord, out: Path, options: PrepareOptions, detector: FaceDetector) -> dict:
+    """Prepare one video and write its arrays and entry; a failure is recorded in the entry, not raised."""
+    arrays_path, entry_path = entry_paths(out, record.id)
+    entry: dict[str, Any] = {
+        "id": record.id,
+        "status": FAILED,
+        "warnings": [],
+        "error": "",
+        "record": record.to_dict(),
+    }
+    try:
+        frames, audio, entry["warnings"] = _load_frames_and_audio(record, options)
+        seconds_trimmed = 0.0
+        if options.trim_silence and audio is not None:
+            frames, audio, seconds_trimmed = trim_clip(frames, audio, options.fps, options.sample_rate)
+        track = track_faces(frames, detector, options.tracker(), source=record.path)
+        crops = crop_faces(frames, track, options.tracker(), source=record.path)
+    except (MediaError, OSError, ValueError) as error:
+        entry["error"] = f"{type(error).__name__}: {error}"
+        _write_json(entry_path, entry)
+        return entry
+
+    def write_arrays(handle: Any) -> None:
+        np.savez_compressed(
+            handle,
+            frames=crops.frames,
+            boxes=crops.boxes,
+            face_found=crops.face_found,
+            audio=audio if audio is not None else np.zeros(0, np.float32),
+            fps=np.float64(options.fps),
+            sample_rate=np.int64(options.sample_rate),
+        )
+
+    _atomic_write(arrays_path, write_arrays)
+    entry.update(
+        status=OK,
+        frames=len(crops.frames),
+        face_ratio=crops.found_ratio,
+        no_face=crops.no_face,
+        audio_present=audio is not None,
+        seconds_trimmed=seconds_trimmed,
+        warnings=entry["warnings"] + crops.warnings,
+    )
+    _write_json(entry_path, entry)
+    return entry
+
+
+# --- running over a dataset -----------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(out: Path, options: PrepareOptions, detector_factory: Callable[[], FaceDetector]) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # N worker processes share the cores; one thread each avoids oversubscription
+    _WORKER.update(out=out, options=options, detector=detector_factory())
+
+
+def _work(record: VideoRecord) -> dict:
+    return prepare_record(record, _WORKER["out"], _WORKER["options"], _WORKER["detector"])
+
+
+def _check_options(out: Path, dataset: str, options: PrepareOptions) -> None:
+    settings = {"dataset": dataset, "options": dataclasses.asdict(options)}
+    path = out / "prepare.json"
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        if recorded != json.loads(json.dumps(settings)):
+            raise PrepareConfigError(
+                f"{path}: this folder was prepared with {recorded}, not {settings}; "
+                "use another --out or the same options"
+            )
+    else:
+        _write_json(path, settings)
+
+
+def _remove_temporaries(out: Path) -> int:
+    stray = list((out / "items").rglob(f"*{_TEMP_SUFFIX}")) if (out / "items").is_dir() else []
+    for path in stray:
+        path.unlink()
+    return len(stray)
+
+
+def read_entry(out: Path, record_id: str) -> dict | None:
+    _, entry_path = entry_paths(out, record_id)
+    return json.loads(entry_path.read_text(encoding="utf-8")) if entry_path.is_file() else None
+
+
+def prepare_dataset(
+    records: Sequence[VideoRecord],
+    out: str | Path,
+    options: PrepareOptions | None = None,
+    *,
+    dataset: str = "",
+    workers: int = 1,
+    detector_factory: Callable[[], FaceDetector] | None = None,
+    retry_failed: bool = False,
+    progress: Callable[[Iterator[dict], int], Iterator[dict]] | None = None,
+) -> dict[str, int]:
+    """Prepare every record not yet prepared (and failed ones with `retry_failed`); write manifest.jsonl.
+
+    Returns counts: prepared and failed (this run), skipped (done before), failed_total (in the manifest),
+    removed_temporaries (left by a killed run).
+    `progress` wraps the stream of finished entries (e.g. a tqdm bar) given the number pending.
+    """
+    out = Path(out)
+    options = options or PrepareOptions()
+    if detector_factory is None:
+        from avforensics.media.mtcnn import MTCNN
+
+        detector_factory = MTCNN
+    out.mkdir(parents=True, exist_ok=True)
+    _check_options(out, dataset, options)
+    removed = _remove_temporaries(out)
+    records = sorted(records, key=lambda record: record.id)
+    existing = {record.id: read_entry(out, record.id) for record in records}
+    pending = [
+        r for r in records if existing[r.id] is None or (retry_failed and existing[r.id]["status"] == FAILED)
+    ]
+    finished = _run(pending, out, options, workers, detector_factory)
+    if progress is not None:
+        finished = progress(finished, len(pending))
+    failed = sum(entry["status"] == FAILED for entry in finished)
+    entries = [read_entry(out, record.id) for record in records]
+    lines = "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in entries)
+    _atomic_write(out / "manifest.jsonl", lambda handle: handle.write(lines), "w")
+    return {
+        "prepared": len(pending) - failed,
+        "skipped": len(records) - len(pending),
+        "failed": failed,
+        "failed_total": sum(entry["status"] == FAILED for entry in entries),
+        "removed_temporaries": removed,
+    }
+
+
+def _run(
+    records: list[VideoRecord],
+    out: Path,
+    options: PrepareOptions,
+    workers: int,
+    detector_factory: Callable[[], FaceDetector],
+) -> Iterator[dict]:
+    if workers <= 1 or len(records) <= 1:
+        detector = detector_factory() if records else None
+        yield from (prepare_record(record, out, options, detector) for record in records)
+        return
+    with ProcessPoolExecutor(
+        workers, initializer=_init_worker, initargs=(out, options, detector_factory)
+    ) as pool:
+        yield from pool.map(_work, records)
+
+
+# --- reading back ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedItem:
+    record: VideoRecord
+    frames: np.ndarray  # (T, S, S, 3) uint8 face crops
+    audio: np.ndarray | None  # (N,) float32 at sample_rate, None when the video has no audio
+    boxes: np.ndarray  # (T, 4) crop squares in decoded-frame pixels
+    face_found: np.ndarray  # (T,) bool
+    fps: float
+    sample_rate: int
+    entry: dict
+
+
+class PreparedStore:
+    """Read a prepared folder: only entries whose .json exists (written last) are ever opened."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        manifest = self.out / "manifest.jsonl"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest}: not a prepared folder (run `avforensics prepare` first)")
+        self.entries = [
+            json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line
+        ]
+
+    def ok(self) -> list[dict]:
+        return [entry for entry in self.entries if entry and entry["status"] == OK]
+
+    def load(self, record_id: str) -> PreparedItem:
+        entry = read_entry(self.out, record_id)
+        if entry is None or entry["status"] != OK:
+            raise KeyError(
+                f"{self.out}: {record_id} is not prepared ({entry['error'] if entry else 'no entry'})"
+            )
+        arrays_path, _ = entry_paths(self.out, record_id)
+        with np.load(arrays_path, allow_pickle=False) as arrays:
+            return PreparedItem(
+                record=VideoRecord.from_dict(entry["record"]),
+                frames=arrays["frames"],
+                audio=arrays["audio"] if entry["audio_present"] else None,
+                boxes=arrays["boxes"],
+                face_found=arrays["face_found"],
+                fps=float(arrays["fps"]),
+                sample_rate=int(arrays["sample_rate"]),
+                entry=entry,
+            )
