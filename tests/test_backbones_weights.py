@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 from pathlib import Path
 
 import ctranslate2
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from features_fixtures import voiced_speech
-from transformers import WhisperModel
+from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperModel
 
 from avforensics.backbones import weights
 from avforensics.backbones.ctranslate2 import CTranslate2FormatError, read_model_bin, whisper_from_ctranslate2
@@ -69,6 +70,47 @@ def test_converted_encoder_matches_ctranslate2(base_dir: Path) -> None:
     assert np.abs(reference).max() > 1.0  # a real activation, not two zero tensors agreeing
 
 
+@pytest.fixture(scope="module")
+def small_random_whisper(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Whisper saved by transformers, with the base tokenizer for CTranslate2's converter."""
+    directory = tmp_path_factory.mktemp("small_whisper")
+    config = WhisperConfig(
+        vocab_size=51865, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_source_positions=100,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    WhisperForConditionalGeneration(config).save_pretrained(directory)
+    shutil.copyfile(base_dir / weights.CTRANSLATE2_SUBDIR / "tokenizer.json", directory / "tokenizer.json")
+    return directory
+
+
+@pytest.mark.parametrize(("quantization", "weight_tolerance"), [("int8", 5e-3), ("bfloat16", 5e-3)])
+def test_reader_handles_files_written_by_ctranslate2(
+    small_random_whisper: Path, tmp_path: Path, quantization: str, weight_tolerance: float
+) -> None:
+    """int8 (de-quantised with the stored scales) and bfloat16 files as written by CTranslate2."""
+    ct2_dir = tmp_path / quantization
+    ctranslate2.converters.TransformersConverter(str(small_random_whisper)).convert(
+        str(ct2_dir), quantization=quantization
+    )
+    config, state = whisper_from_ctranslate2(ct2_dir)
+    original = WhisperModel.from_pretrained(small_random_whisper).state_dict()
+    assert set(state) == set(original)
+    for key, value in original.items():
+        error = (state[key] - value).abs().max().item()
+        assert error <= weight_tolerance * value.abs().max().item() + 1e-7, key
+    model = WhisperModel(config).eval()
+    model.load_state_dict(state, strict=True)
+    mel = torch.randn(1, 80, 200, generator=torch.Generator().manual_seed(1))  # 2 x max_source_positions
+    with torch.inference_mode():
+        ours = model.encoder(mel).last_hidden_state.numpy()
+    reference_model = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="float32")
+    reference = np.asarray(
+        reference_model.encode(ctranslate2.StorageView.from_array(mel.numpy()), to_cpu=True)
+    )
+    assert np.abs(ours - reference).max() < 1e-4
+
+
 def test_reader_rejects_truncated_file(base_model_bin: Path, tmp_path: Path) -> None:
     truncated = tmp_path / "model.bin"
     with base_model_bin.open("rb") as source:
@@ -77,18 +119,34 @@ def test_reader_rejects_truncated_file(base_model_bin: Path, tmp_path: Path) -> 
         read_model_bin(truncated)
 
 
-def test_reader_rejects_wrong_magic_and_trailing_bytes(base_model_bin: Path, tmp_path: Path) -> None:
+def _string(text: str) -> bytes:
+    return struct.pack("<H", len(text) + 1) + text.encode() + b"\0"
+
+
+def _small_model_bin(spec: str) -> bytes:
+    """A valid format-6 file by hand: one float32 tensor [1.5, -2.0], one alias to it."""
+    header = struct.pack("<I", 6) + _string(spec) + struct.pack("<II", 1, 1)
+    tensor = _string("x") + struct.pack("<BIBI", 1, 2, 0, 8) + struct.pack("<2f", 1.5, -2.0)
+    return header + tensor + struct.pack("<I", 1) + _string("y") + _string("x")
+
+
+def test_reader_reads_a_hand_written_file_and_rejects_bad_ones(tmp_path: Path) -> None:
+    good = tmp_path / "good" / "model.bin"
+    good.parent.mkdir()
+    good.write_bytes(_small_model_bin("TransformerSpec"))
+    model = read_model_bin(good.parent)
+    assert (model.spec, model.spec_revision) == ("TransformerSpec", 1)
+    assert model.tensor("y").tolist() == [1.5, -2.0]
+    with pytest.raises(CTranslate2FormatError, match="holds a 'TransformerSpec', not a WhisperSpec"):
+        whisper_from_ctranslate2(good)
+    padded = tmp_path / "padded.bin"
+    padded.write_bytes(_small_model_bin("WhisperSpec") + b"junk")
+    with pytest.raises(CTranslate2FormatError, match=r"padded\.bin: 4 unexpected bytes after the aliases"):
+        read_model_bin(padded)
     not_ct2 = tmp_path / "weights.pt"
     not_ct2.write_bytes(b"PK\x03\x04" + bytes(64))  # a zip (torch.save) file
     with pytest.raises(CTranslate2FormatError, match=r"weights\.pt: not a CTranslate2 model\.bin of format"):
         read_model_bin(not_ct2)
-    padded = tmp_path / "padded" / "model.bin"
-    padded.parent.mkdir()
-    shutil.copyfile(base_model_bin, padded)
-    with padded.open("ab") as out:
-        out.write(b"junk")
-    with pytest.raises(CTranslate2FormatError, match="4 unexpected bytes after the aliases"):
-        read_model_bin(padded.parent)
     with pytest.raises(FileNotFoundError, match="no CTranslate2 model.bin"):
         whisper_from_ctranslate2(tmp_path / "missing")
 

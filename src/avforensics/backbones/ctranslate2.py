@@ -71,8 +71,8 @@ class CTranslate2Model:
             raise CTranslate2FormatError(f"{self.path}: integer variable '{name}' has no '{scale_name}'")
         # CTranslate2 quantises as round(weight * scale), one scale per output row (or one for all).
         scale = self.tensor(scale_name).float()
-        if scale.dim() == 1:
-            scale = scale.unsqueeze(1)
+        if scale.dim() == 1:  # per output channel: broadcast over the remaining (input, kernel) dimensions
+            scale = scale.reshape(-1, *[1] * (value.dim() - 1))
         return value.float() / scale
 
     def attribute(self, name: str) -> int | None:

@@ -26,12 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from safetensors.torch import save_file
-from transformers import WhisperModel
-
 from avforensics import __version__
-from avforensics.backbones.ctranslate2 import whisper_from_ctranslate2
 
 MANIFEST = "avforensics.json"
 CTRANSLATE2_SUBDIR = "ctranslate2"
@@ -231,6 +226,14 @@ def _join_parts(parts: list[Path], destination: Path) -> str:
 
 def _write_transformers_directory(ct2_dir: Path, out_dir: Path) -> None:
     """Convert and save; a strict key check against `WhisperModel` rules out missing or unexpected keys."""
+    # Imported here: torch and transformers take seconds to import, and the `avforensics` command builds
+    # every sub-command's parser (this module included) on each start.
+    import torch
+    from safetensors.torch import save_file
+    from transformers import WhisperModel
+
+    from avforensics.backbones.ctranslate2 import whisper_from_ctranslate2
+
     config, state = whisper_from_ctranslate2(ct2_dir)
     with torch.device("meta"):
         expected = set(WhisperModel(config).state_dict())
