@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import signal
+import time
 
 import data_fixtures as fx
 import numpy as np
@@ -17,6 +21,7 @@ from avforensics.data.prepare import (
     entry_paths,
     prepare_dataset,
 )
+from avforensics.data.records import VideoRecord
 from avforensics.media.mtcnn import FaceDetections
 
 SR = 16000
@@ -97,3 +102,38 @@ def test_prepare_command_with_the_real_detector_flags_faceless_videos(dataset, t
     entries = {e["id"]: e for e in PreparedStore(out).entries}
     assert entries["manifest/v0.mp4"]["no_face"] is True
     assert any("no face" in warning for warning in entries["manifest/v0.mp4"]["warnings"])
+
+
+class SlowCentreFaceDetector(CentreFaceDetector):
+    """Slow enough that a run over several videos is still going when the test kills it."""
+
+    def detect(self, images):
+        time.sleep(0.3)
+        return super().detect(images)
+
+
+def prepare_in_forked_child(records, out):
+    import torch
+
+    torch.set_num_threads(1)  # a forked child must not touch the parent's OpenMP pool (it would hang)
+    prepare_dataset(records, out, OPTIONS, detector_factory=SlowCentreFaceDetector)
+
+
+def test_a_killed_prepare_process_resumes_without_reading_partial_entries(dataset, tmp_path):
+    records = [VideoRecord.from_dict({**dataset[0].to_dict(), "id": f"manifest/copy{index}.mp4"})
+               for index in range(8)]
+    out = tmp_path / "killed"
+    child = multiprocessing.get_context("fork").Process(target=prepare_in_forked_child, args=(records, out))
+    child.start()
+    deadline = time.monotonic() + 30
+    while not list(out.glob("items/*/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    done_before = len(list(out.glob("items/*/*.json")))
+    assert 1 <= done_before < 8 and not (out / "manifest.jsonl").exists()
+    counts = prepare_dataset(records, out, OPTIONS, detector_factory=CentreFaceDetector)
+    assert (counts["skipped"], counts["prepared"]) == (done_before, 8 - done_before)
+    store = PreparedStore(out)
+    assert len(store.ok()) == 8
+    assert all(store.load(entry["id"]).frames.shape == (8, 32, 32, 3) for entry in store.ok())

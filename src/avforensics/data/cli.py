@@ -4,19 +4,35 @@ protocol `split` and `verify-split` files."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from avforensics.data.adapters import get_adapter, list_adapters
-from avforensics.data.protocols import get_protocol, list_protocols
+from avforensics.data.adapters import DatasetLayoutError, DatasetMetadataError, get_adapter, list_adapters
+from avforensics.data.protocols import ProtocolError, get_protocol, list_protocols
 from avforensics.data.splits import SplitIntegrityError, load_split
 
 log = logging.getLogger(__name__)
+
+
+def _reports_data_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A dataset that is not where or what it should be is a failed input: one clear line, exit code 1."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (DatasetLayoutError, DatasetMetadataError, ProtocolError) as error:
+            print(f"avforensics {getattr(args, 'command', 'data')}: {error}", file=sys.stderr)
+            return 1
+
+    return wrapper
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.set_defaults(run=run_prepare)
 
     split = subparsers.add_parser("split", help="make a protocol split and save it (CSV or JSON, hashed)")
-    split.add_argument("--protocol", help="protocol name (see --list)")
+    split.add_argument("--protocol", choices=sorted(list_protocols()), metavar="NAME", help="see --list")
     split.add_argument("--list", action="store_true", help="list the protocols and exit")
     split.add_argument(
         "--data",
@@ -85,6 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.set_defaults(run=run_verify)
 
 
+@_reports_data_errors
 def run_audit(args: argparse.Namespace) -> int:
     from avforensics.data.audit import format_report, iter_audit, sample_per_class, summarize
 
@@ -106,6 +123,7 @@ def run_audit(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+@_reports_data_errors
 def run_prepare(args: argparse.Namespace) -> int:
     from avforensics.data.prepare import PrepareOptions, prepare_dataset
 
@@ -143,6 +161,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
+@_reports_data_errors
 def run_split(args: argparse.Namespace) -> int:
     if args.list:
         for name, protocol in sorted(list_protocols().items()):
@@ -154,7 +173,9 @@ def run_split(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol)
     records = []
     for spec in args.data:
-        name, _, root = spec.rpartition("=")
+        name, separator, root = spec.partition("=")
+        if not separator or name not in list_adapters():
+            name, root = "", spec
         if not name:
             if len(protocol.datasets) != 1:
                 raise SystemExit(f"avforensics split: write --data DATASET=ROOT for {args.protocol}")
