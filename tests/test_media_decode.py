@@ -277,3 +277,10 @@ def test_streaming_ten_minutes_uses_no_more_memory_than_one_minute(tmp_path):
     assert peak_10 < 1.2 * peak_1 + 200_000
     assert peak_10 < 5_000_000
     assert rss_10 < rss_1 + 20_000_000
+
+
+def test_frames_without_timestamps_are_spaced_at_the_source_rate_and_flagged(tmp_path):
+    path = write_indexed_video(tmp_path / "raw.h264", 30, 25)  # an elementary stream carries no timestamps
+    with pytest.warns(MediaWarning, match="30 video frames had no timestamp"):
+        decoded = decode(path)
+    assert shown_indices(decoded.frames) == list(range(30))

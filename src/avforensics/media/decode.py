@@ -157,26 +157,28 @@ def decode(
         raise _too_long(path, span, max_duration)
     flags = _Flags(str(path), info)
     source = _Source(Path(path), info, Fraction(fps), sample_rate, start, duration, max_side, flags)
-    frames: list[np.ndarray] = []
+    frames = _FrameStack(round(span * fps) + 1 if span is not None else 1)
     audio: list[np.ndarray] = []
     max_frames = int(max_duration * fps) + 1
     for kind, data in source.events():
-        (frames if kind == "video" else audio).append(data)
-        if len(frames) > max_frames:
-            raise _too_long(path, len(frames) / fps, max_duration)
+        if kind == "audio":
+            audio.append(data)
+        else:
+            frames.append(data)
+            if len(frames) > max_frames:
+                raise _too_long(path, len(frames) / fps, max_duration)
     info = dataclasses.replace(info, is_variable_frame_rate=source.measured_vfr())
     if not info.has_video:
         # Audio-only: the declared duration is exact, and excludes the codec's padding at the end.
         samples = np.concatenate(audio) if audio else np.zeros(0, np.float32)
         if span is not None:
-            samples = _fit_audio(samples, round(span * sample_rate), sample_rate, flags)
+            n_samples = round(span * sample_rate)
+            samples = _fit_audio(samples, n_samples, sample_rate, flags, "its declared duration")
         return DecodedVideo(
             str(path), None, samples, True, float(fps), sample_rate, start, info, flags.messages
         )
     if not frames:
-        raise MediaTooShortError(
-            path, f"no video frames from {start:.2f} s on (the video is {info.duration} s)"
-        )
+        raise MediaTooShortError(path, f"no video frames at or after start={start:.2f} s")
     samples = None
     if info.has_audio:
         samples = _fit_audio(
@@ -184,7 +186,7 @@ def decode(
         )
     return DecodedVideo(
         str(path),
-        np.stack(frames),
+        frames.array(),
         samples,
         info.has_audio,
         float(fps),
@@ -280,9 +282,9 @@ class _Source:
             audio = container.streams.audio[0] if self.info.has_audio else None
             if video is not None:
                 video.thread_type = "AUTO"
-                self.picker = _FramePicker(
-                    origin, end, self.fps, _FrameConverter(self.max_side, self.flags), self.flags
-                )
+                convert = _FrameConverter(self.max_side, self.flags)
+                source_fps = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else self.fps
+                self.picker = _FramePicker(origin, end, self.fps, source_fps, convert, self.flags)
             aligner = _AudioAligner(origin, end, self.sample_rate, self.path, self.flags) if audio else None
             if self.start > 0:
                 container.seek(int(origin / _AV_TIME_BASE), backward=True)
@@ -334,9 +336,17 @@ class _FramePicker:
     origin + k/fps (duplicating or dropping source frames), converting each chosen source frame once."""
 
     def __init__(
-        self, origin: Fraction, end: Fraction | None, fps: Fraction, convert: _FrameConverter, flags: _Flags
+        self,
+        origin: Fraction,
+        end: Fraction | None,
+        fps: Fraction,
+        source_fps: Fraction,
+        convert: _FrameConverter,
+        flags: _Flags,
     ) -> None:
         self.origin, self.end, self.fps, self.convert, self.flags = origin, end, fps, convert, flags
+        self.source_step = 1 / source_fps  # assumed spacing of frames that carry no timestamp
+        self.untimed = 0
         self.next_index = 0
         self.pending: av.VideoFrame | None = None
         self.pending_time: Fraction | None = None
@@ -374,8 +384,11 @@ class _FramePicker:
             self.pending = frame
             yield from self._emit_until(time)
         self.pending, self.pending_time = frame, time
-        self.tick = frame.time_base
-        duration = Fraction(frame.duration) * frame.time_base if frame.duration else 1 / self.fps
+        timed = frame.time_base is not None
+        self.tick = frame.time_base if timed else self.tick
+        duration = (
+            Fraction(frame.duration) * frame.time_base if frame.duration and timed else self.source_step
+        )
         self.last_end = max(self.last_end, time + duration)
 
     def finish(self, declared_end: Fraction | None) -> Iterator[np.ndarray]:
@@ -384,10 +397,15 @@ class _FramePicker:
         if self.pending is not None:
             use_declared = declared_end is not None and declared_end > self.pending_time
             yield from self._emit_until(declared_end if use_declared else self.last_end)
+        if self.untimed:
+            self.flags.add(
+                f"{self.untimed} video frames had no timestamp; placed one source frame interval "
+                f"({float(self.source_step):.4f} s) after their predecessor"
+            )
         if self.out_of_order:
             self.flags.add(
-                f"{self.out_of_order} video frames had timestamps at or before their predecessor; "
-                "the later-decoded frame was kept"
+                f"{self.out_of_order} video frames had timestamps at or before their predecessor's; "
+                "backward ones were skipped, of equal ones the later-decoded was kept"
             )
 
     def _emit_until(self, limit: Fraction) -> Iterator[np.ndarray]:
@@ -404,8 +422,8 @@ class _FramePicker:
 
     def _time(self, frame: av.VideoFrame) -> Fraction:
         if frame.pts is None:
-            previous = self.pending_time if self.pending_time is not None else self.origin
-            return previous + 1 / self.fps
+            self.untimed += 1
+            return self.pending_time + self.source_step if self.pending_time is not None else self.origin
         return Fraction(frame.pts) * frame.time_base
 
 
@@ -416,20 +434,37 @@ class _FrameConverter:
         if max_side is not None and max_side <= 0:
             raise ValueError(f"max_side must be positive, got {max_side}")
         self.max_side, self.flags = max_side, flags
-        self.warned_rotation = False
+        self.warned_rotation = self.warned_resize = False
+        self.size: tuple[int, int] | None = None  # output (width, height) before rotation
+        self.source_size: tuple[int, int] | None = None
         # One reformatter for the whole stream: PyAV otherwise builds a new scaler context per frame,
         # which costs more than decoding small frames.
         self.reformatter = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
-        width, height = frame.width, frame.height
-        if self.max_side is not None and max(width, height) > self.max_side:
-            scale = self.max_side / max(width, height)
-            width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        rgb = self.reformatter.reformat(frame, width, height, "rgb24", interpolation="AREA")
+        if self.size is None:
+            self.size = self._output_size(frame.width, frame.height)
+        elif (frame.width, frame.height) != self.source_size and not self.warned_resize:
+            self.warned_resize = True
+            self.flags.add(
+                f"frame size changes mid-stream from {self.source_size[0]}x{self.source_size[1]} to "
+                f"{frame.width}x{frame.height}; later frames are scaled to the first frames' size"
+            )
+        if self.size == (frame.width, frame.height):
+            rgb = self.reformatter.reformat(frame, format="rgb24")  # colour conversion only: the fast path
+        else:
+            # Area averaging when shrinking: no aliasing of fine texture (which detectors look at).
+            rgb = self.reformatter.reformat(frame, *self.size, "rgb24", interpolation="AREA")
         image = rgb.to_ndarray()
         turns = self._quarter_turns(frame.rotation)
         return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+    def _output_size(self, width: int, height: int) -> tuple[int, int]:
+        self.source_size = (width, height)
+        if self.max_side is None or max(width, height) <= self.max_side:
+            return width, height
+        scale = self.max_side / max(width, height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
 
     def _quarter_turns(self, rotation: float) -> int:
         turns = round(rotation / 90)
@@ -440,6 +475,33 @@ class _FrameConverter:
                 f"rotated by {90 * turns} degrees instead"
             )
         return turns % 4
+
+
+class _FrameStack:
+    """Collects output frames straight into one array sized from the expected count (grown if exceeded):
+    no second copy of a whole video at the end, as stacking a list would need."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = max(1, expected)
+        self.buffer: np.ndarray | None = None
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, image: np.ndarray) -> None:
+        if self.buffer is None:
+            self.buffer = np.empty((self.expected, *image.shape), np.uint8)
+        elif self.count == len(self.buffer):
+            extra = np.empty((max(1, len(self.buffer) // 4), *image.shape), np.uint8)
+            self.buffer = np.concatenate([self.buffer, extra])
+        self.buffer[self.count] = image
+        self.count += 1
+
+    def array(self) -> np.ndarray:
+        """The frames; copied only when the estimate was far too high, so the spare tail is freed."""
+        frames = self.buffer[: self.count]
+        return frames.copy() if self.count < 0.75 * len(self.buffer) else frames
 
 
 class _AudioAligner:
@@ -629,12 +691,14 @@ def _declared_end(stream: av.video.stream.VideoStream) -> Fraction | None:
     return Fraction(stream.start_time + stream.duration) * stream.time_base
 
 
-def _fit_audio(audio: np.ndarray, n_samples: int, sample_rate: int, flags: _Flags) -> np.ndarray:
+def _fit_audio(
+    audio: np.ndarray, n_samples: int, sample_rate: int, flags: _Flags, reference: str = "the video"
+) -> np.ndarray:
     """Make the audio exactly `n_samples` long: trim the excess, pad a short track with silence."""
     if len(audio) < n_samples:
         missing = n_samples - len(audio)
         if missing / sample_rate > _GAP_TOLERANCE:
-            flags.add(f"audio ends {missing / sample_rate:.3f} s before the video; padded with silence")
+            flags.add(f"audio ends {missing / sample_rate:.3f} s before {reference}; padded with silence")
         return np.pad(audio, (0, missing))
     return audio[:n_samples]
 
@@ -645,7 +709,6 @@ def _probe_video(container, path: Path, info: MediaInfo) -> MediaInfo:
     vfr = None
     if average and base:
         vfr = abs(float(average) - float(base)) > 0.01 * float(base)
-    rotation = 0
     try:
         first = next(container.decode(stream), None)
     except av.error.FFmpegError as error:
