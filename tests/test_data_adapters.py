@@ -84,6 +84,17 @@ def test_fakeavceleb_accepts_renamed_race_folders(tmp_path):
     assert sum("/Asian_East/" in r.path for r in records) == 16
 
 
+def test_fakeavceleb_reads_a_copy_with_named_filename_and_path_columns(tmp_path):
+    root = fx.write_fakeavceleb(tmp_path)
+    metadata = root / "FakeAVCeleb_v1.2" / "meta_data.csv"
+    lines = metadata.read_text().splitlines()
+    swapped = [",".join(line.split(",")[:8] + line.split(",")[8:10][::-1]) for line in lines[1:]]
+    header = "source,target1,target2,method,category,type,race,gender,path,filename"
+    metadata.write_text("\n".join([header, *swapped]) + "\n")
+    records = get_adapter("fakeavceleb").records(root)
+    assert len(records) == 80 and all(r.id.endswith(".mp4") for r in records)
+
+
 def test_fakeavceleb_rejects_a_foreign_header(tmp_path):
     (tmp_path / "meta_data.csv").write_text("a,b,c\n1,2,3\n")
     with pytest.raises(DatasetMetadataError, match="meta_data.csv: header"):
@@ -96,6 +107,7 @@ def test_dfdc(tmp_path):
     assert Counter(r.split for r in records.values()) == {"train": 6, "val": 2, "test": 3}
     real = records["dfdc/train/dfdc_train_part_0/realbbbbbb.mp4"]
     assert (real.label, real.video_label, real.audio_label, real.identity) == (0, 0, 0, "realbbbbbb.mp4")
+    assert (real.category, records["dfdc/test/tstfake001.mp4"].category) == ("RVRA", "")
     fake = records["dfdc/train/dfdc_train_part_1/dfdc_train_part_1/fakeccccc1.mp4"]
     assert (fake.label, fake.video_label, fake.audio_label, fake.identity) == (1, -1, -1, "realcccccc.mp4")
     assert records["dfdc/test/tstfake001.mp4"].audio_present is False

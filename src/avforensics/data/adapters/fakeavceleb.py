@@ -79,6 +79,7 @@ class FakeAVCelebAdapter(DatasetAdapter):
         chosen: dict[str, VideoRecord] = {}
         conflicts: list[str] = []
         missing: list[str] = []
+        repeated = 0
         for line, fields in self._rows(metadata):
             record = self._record(root, fields, f"{metadata}:{line}", folders)
             if record is None:
@@ -88,6 +89,10 @@ class FakeAVCelebAdapter(DatasetAdapter):
             elif chosen[record.id].method != record.method:
                 chosen[record.id].extra.setdefault("other_methods", []).append(record.method)
                 conflicts.append(f"{record.id} ({chosen[record.id].method} vs {record.method})")
+            else:
+                repeated += 1
+        if repeated:
+            log.info("%s: %d repeated row(s) merged", metadata, repeated)
         if conflicts:
             log.warning(
                 "%s: %d file(s) listed under two methods; kept the first row's method, e.g. %s",
