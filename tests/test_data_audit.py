@@ -125,3 +125,14 @@ def test_split_and_verify_commands(tmp_path, capsys):
     out.write_text(out.read_text().replace('"seed": 2', '"seed": 3'))
     assert main(["verify-split", str(out)]) == 1
     assert "does not match the recorded" in capsys.readouterr().err
+
+
+def test_adapter_options_reach_the_adapter(tmp_path, capsys):
+    root = fx.write_faceforensics(tmp_path / "ffpp")
+    out = str(tmp_path / "s.json")
+    argv = ["split", "--protocol", "random", "--data", f"faceforensics={root}", "--out", out]
+    assert main(argv) == 0
+    assert main([*argv, "--adapter-option", "faceforensics.compression=c40"]) == 1
+    assert "no c40 videos" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="does not take options"):
+        main([*argv, "--adapter-option", "faceforensics.quality=high"])

@@ -48,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--seed", type=int, default=0)
     audit.add_argument("--workers", type=int, default=1, help="decoding processes")
     audit.add_argument("--json", type=Path, default=None, help="write the full report here")
+    audit.add_argument(
+        "--adapter-option",
+        action="append",
+        default=[],
+        metavar="DATASET.KEY=VALUE",
+        help="adapter option, e.g. faceforensics.compression=c40",
+    )
     audit.set_defaults(run=run_audit)
 
     prepare = subparsers.add_parser(
@@ -72,6 +79,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--trim-silence", action="store_true", help="cut leading silence (video kept in step)"
     )
     prepare.add_argument("--retry-failed", action="store_true", help="try failed videos again")
+    prepare.add_argument(
+        "--adapter-option",
+        action="append",
+        default=[],
+        metavar="DATASET.KEY=VALUE",
+        help="adapter option, e.g. faceforensics.compression=c40",
+    )
     prepare.set_defaults(run=run_prepare)
 
     split = subparsers.add_parser("split", help="make a protocol split and save it (CSV or JSON, hashed)")
@@ -92,6 +106,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="protocol parameter (JSON value or plain text; lists comma-separated)",
     )
     split.add_argument("--seed", type=int, default=0)
+    split.add_argument(
+        "--adapter-option",
+        action="append",
+        default=[],
+        metavar="DATASET.KEY=VALUE",
+        help="adapter option, e.g. faceforensics.compression=c40",
+    )
     split.add_argument("--out", type=Path, help="split file to write (.json, else CSV)")
     split.set_defaults(run=run_split)
 
@@ -105,7 +126,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_audit(args: argparse.Namespace) -> int:
     from avforensics.data.audit import format_report, iter_audit, sample_per_class, summarize
 
-    records = sample_per_class(get_adapter(args.dataset).records(args.root), args.max_per_class, args.seed)
+    records = sample_per_class(
+        load_records(args.dataset, args.root, args.adapter_option), args.max_per_class, args.seed
+    )
     videos = list(
         tqdm(
             iter_audit(records, args.workers),
@@ -134,7 +157,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         no_face=args.no_face,
         trim_silence=args.trim_silence,
     )
-    records = get_adapter(args.dataset).records(args.root)
+    records = load_records(args.dataset, args.root, args.adapter_option)
 
     def bar(entries, total):
         return tqdm(
@@ -152,6 +175,25 @@ def run_prepare(args: argparse.Namespace) -> int:
     )
     print(f"{args.out}: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
     return 1 if counts["failed_total"] else 0
+
+
+def load_records(dataset: str, root: str | Path, adapter_options: list[str]) -> list:
+    """The dataset's records, its adapter built with the `DATASET.KEY=VALUE` options meant for it."""
+    options = {}
+    for item in adapter_options:
+        target, separator, value = item.partition("=")
+        name, dot, key = target.partition(".")
+        if not separator or not dot:
+            raise SystemExit(f"avforensics: --adapter-option {item!r} is not DATASET.KEY=VALUE")
+        if name == dataset:
+            options[key] = parse_value(value)
+    try:
+        adapter = get_adapter(dataset, **options)
+    except TypeError as error:
+        raise SystemExit(
+            f"avforensics: adapter {dataset!r} does not take options {sorted(options)}"
+        ) from error
+    return adapter.records(root)
 
 
 def parse_value(text: str) -> Any:
@@ -180,7 +222,7 @@ def run_split(args: argparse.Namespace) -> int:
             if len(protocol.datasets) != 1:
                 raise SystemExit(f"avforensics split: write --data DATASET=ROOT for {args.protocol}")
             name = protocol.datasets[0]
-        records += get_adapter(name).records(root)
+        records += load_records(name, root, args.adapter_option)
     params = {}
     for item in args.param:
         key, separator, value = item.partition("=")
