@@ -366,11 +366,11 @@ def write_manifest(root: Path, rows: list[dict[str, object]]) -> Path:
     return root
 
 
-SYNTH_METHODS = {"RVRA": "", "RVFA": "tts", "FVRA": "lipsync", "FVFA": "lipsync+tts"}
+SYNTH_METHODS = {"RVRA": "real", "RVFA": "tts", "FVRA": "lipsync", "FVFA": "lipsync+tts"}
 
 
 def synthetic_rows(identities: int = 6, per_category: int = 1) -> list[dict[str, object]]:
-    """Rows as the synthetic generator writes them: every identity in all four categories."""
+    """Rows as avforensics.synth writes them (its manifest.csv): every identity in all four categories."""
     rows = []
     for person in range(identities):
         for category, methods in SYNTH_METHODS.items():
@@ -385,15 +385,18 @@ def synthetic_rows(identities: int = 6, per_category: int = 1) -> list[dict[str,
                         "category": category,
                         "methods": methods,
                         "identity": f"person{person:02d}",
+                        "donor": "" if methods == "real" else "person99",
                         "duration": 2.0,
+                        "n_frames": 50,
                         "fps": 25,
+                        "width": 64,
+                        "height": 64,
                         "sample_rate": 16000,
                         "channels": 1,
                         "fake_periods": json.dumps([[0.5, 1.5]] if video or audio else []),
-                        "face_x": 4,
-                        "face_y": 4,
-                        "face_w": 24,
-                        "face_h": 24,
+                        "difficulty": 0.5,
+                        "seed": person,
+                        "face_boxes": json.dumps([[4, 4, 28, 28], [5, 4, 29, 28]]),
                     }
                 )
     return rows

@@ -305,5 +305,6 @@ def test_synthetic_corpus_manifest(tmp_path):
         16000,
     )
     assert fvfa.fake_periods == ((0.5, 1.5),) and fvfa.identity == "person00"
+    assert fvfa.extra["face_boxes"] == [[4, 4, 28, 28], [5, 4, 29, 28]] and fvfa.extra["n_frames"] == 50
     real = next(r for r in records if r.category == "RVRA")
-    assert (real.label, real.method, real.extra["methods"]) == (0, "", [])
+    assert (real.label, real.method, real.extra["methods"]) == (0, "real", ["real"])

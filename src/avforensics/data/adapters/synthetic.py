@@ -1,12 +1,15 @@
 """Our synthetic audio-visual forgery corpus (avforensics.synth): `manifest.csv` in its output folder.
 
 Columns written by the generator: path (relative), label, video_label, audio_label, category
-(RVRA/RVFA/FVRA/FVFA), methods, identity, duration, fps, sample_rate, channels, fake_periods (JSON) and face
-boxes. Numeric media columns are converted so loaders can check them without decoding.
+(RVRA/RVFA/FVRA/FVFA), methods (`+`-joined, `real` for reals), identity, donor, duration, n_frames, fps,
+width, height, sample_rate, channels, fake_periods (JSON), difficulty, seed and face_boxes (JSON boxes at
+t = 0, 1, 2... s). Numeric columns are converted and face boxes parsed, so loaders can check media
+properties and face crops without decoding.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from avforensics.data.adapters.base import DatasetAdapter, DatasetLayoutError, DatasetMetadataError
@@ -14,7 +17,17 @@ from avforensics.data.adapters.manifest import MANIFEST_NAME, read_manifest
 from avforensics.data.records import VideoRecord
 
 _REQUIRED = ("path", "label", "video_label", "audio_label", "category", "methods", "identity")
-_NUMERIC = {"duration": float, "fps": float, "sample_rate": int, "channels": int}
+_NUMERIC = {
+    "duration": float,
+    "fps": float,
+    "sample_rate": int,
+    "channels": int,
+    "n_frames": int,
+    "width": int,
+    "height": int,
+    "difficulty": float,
+    "seed": int,
+}
 
 
 class SyntheticAdapter(DatasetAdapter):
@@ -45,5 +58,10 @@ class SyntheticAdapter(DatasetAdapter):
                     raise DatasetMetadataError(
                         f"{manifest}: {record.id}: {column} {extra[column]!r} is not a number"
                     ) from error
+        if extra.get("face_boxes"):
+            try:
+                extra["face_boxes"] = json.loads(extra["face_boxes"])
+            except json.JSONDecodeError as error:
+                raise DatasetMetadataError(f"{manifest}: {record.id}: face_boxes is not JSON") from error
         extra.setdefault("methods", [record.method] if record.method else [])
         return VideoRecord.from_dict({**record.to_dict(), "extra": extra})
