@@ -6,6 +6,7 @@ Callers that process folders catch `MediaError` per file and report `str(error)`
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 
@@ -56,3 +57,15 @@ class MediaTooShortError(MediaError):
 
 class MediaWarning(UserWarning):
     """A flag about a file the caller can go on with (no audio track, audio starts late, padded tail...)."""
+
+
+class MediaFlags:
+    """The flags raised while reading one file: kept as a list (for reports) and issued as MediaWarning."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+        warnings.warn(f"{self.path}: {message}", MediaWarning, stacklevel=4)
