@@ -185,9 +185,11 @@ def test_broken_files_raise_typed_errors_naming_file_and_reason(tmp_path):
     text.write_text("this is not a video\n" * 20)
     good_mp4 = write_indexed_video(tmp_path / "good.mp4", 50, audio=tone(440, 2, 16000), sample_rate=16000)
     good_mkv = write_indexed_video(tmp_path / "good.mkv", 50, audio=tone(440, 2, 16000), sample_rate=16000)
-    cut_mp4, cut_mkv = tmp_path / "cut.mp4", tmp_path / "cut.mkv"
+    good_web = write_indexed_video(tmp_path / "web.mp4", 100, audio=tone(440, 4, 16000), faststart=True)
+    cut_mp4, cut_mkv, cut_web = tmp_path / "cut.mp4", tmp_path / "cut.mkv", tmp_path / "cut_web.mp4"
     cut_mp4.write_bytes(good_mp4.read_bytes()[: good_mp4.stat().st_size // 2])
     cut_mkv.write_bytes(good_mkv.read_bytes()[: good_mkv.stat().st_size // 2])
+    cut_web.write_bytes(good_web.read_bytes()[: good_web.stat().st_size * 4 // 5])
     cases = [
         (tmp_path / "missing.mp4", MissingFileError, "file does not exist"),
         (empty, EmptyFileError, r"file is empty \(0 bytes\)"),
@@ -197,6 +199,11 @@ def test_broken_files_raise_typed_errors_naming_file_and_reason(tmp_path):
             cut_mkv,
             CorruptMediaError,
             r"truncated: the streams end at \d\.\d\d s but the container declares 2\.\d",
+        ),
+        (
+            cut_web,
+            CorruptMediaError,
+            r"truncated: the streams end at \d\.\d\d s but the container declares 4\.00 s",
         ),
     ]
     for path, error_type, reason in cases:

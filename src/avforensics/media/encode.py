@@ -32,6 +32,7 @@ def write_video(
     frame_times: np.ndarray | None = None,
     rotation: int = 0,
     audio_start: float = 0.0,
+    faststart: bool = False,
 ) -> Path:
     """Encode frames and/or audio into one container (format from the suffix: .mp4, .mkv, .mov, .wav...).
 
@@ -39,7 +40,8 @@ def write_video(
     so a long video never has to be held in memory. `frame_times` (seconds, increasing) gives each frame its
     own timestamp, for variable-frame-rate files. `rotation` stores display-matrix metadata (degrees
     counter-clockwise, as phones record portrait video) without touching the pixels; `audio_start` (seconds)
-    delays the audio track's timestamps, as in files whose sound starts after the picture.
+    delays the audio track's timestamps, as in files whose sound starts after the picture. `faststart`
+    moves an MP4's index to the front (as web uploads are), so players can start before the whole file.
     """
     path = Path(path)
     if frames is None and audio is None:
@@ -47,7 +49,8 @@ def write_video(
     if audio is not None:
         audio = np.asarray(audio, dtype=np.float32)
         audio = audio[None, :] if audio.ndim == 1 else audio
-    with av.open(str(path), mode="w") as container:
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
         video_stream = audio_stream = None
         if frames is not None:
             if size is None:

@@ -81,7 +81,7 @@ def probe(path: str | Path) -> MediaInfo:
         return info
 
 
-def declared_end(stream: av.video.stream.VideoStream) -> Fraction | None:
+def declared_end(stream: av.stream.Stream) -> Fraction | None:
     """Presentation end time of a stream according to its header, when the container stores one."""
     if not stream.duration or stream.start_time is None:
         return None
@@ -98,7 +98,8 @@ def _probe_video(container, path: Path, info: MediaInfo) -> MediaInfo:
         first = next(container.decode(stream), None)
     except av.error.FFmpegError as error:
         raise CorruptMediaError(
-            path, f"the first video frame cannot be decoded: {error.strerror or error}"
+            path,
+            f"the first video frame cannot be decoded (damaged or truncated file): {error.strerror or error}",
         ) from error
     if first is None:
         raise CorruptMediaError(path, "the video stream has no decodable frames")

@@ -80,9 +80,11 @@ class TimelineSource:
                 ):
                     reached_eof = False
                     break
-            stream_end = max(self.picker.last_end if self.picker else 0, aligner.last_end if aligner else 0)
-            if reached_eof and container.duration:
-                self._check_complete(stream_end - zero, Fraction(container.duration) * _AV_TIME_BASE)
+            if reached_eof:
+                stream_end = max(
+                    self.picker.last_end if self.picker else 0, aligner.last_end if aligner else 0
+                )
+                self._check_complete(container, [s for s in (video, audio) if s is not None], stream_end)
             if self.picker is not None:
                 yield from (("video", image) for image in self.picker.finish(declared_end(video)))
             if aligner is not None:
@@ -101,12 +103,27 @@ class TimelineSource:
                 self.path, f"decoding failed part-way, near {packet_time:.2f} s: {error.strerror or error}"
             ) from error
 
-    def _check_complete(self, decoded: Fraction, declared: Fraction) -> None:
-        if decoded < declared - _TRUNCATION_TOLERANCE:
+    def _check_complete(self, container, streams, decoded_end: Fraction) -> None:
+        """Raise if decoding ended well before the declared end of the decoded streams (a truncated file).
+
+        Per-stream durations are used where the container stores them, so a longer subtitle or data track
+        does not count; otherwise the container's duration.
+        """
+        ends = [end for end in map(declared_end, streams) if end is not None]
+        if ends:
+            declared = max(ends)
+        elif container.duration:
+            declared = Fraction(container.start_time or 0, av.time_base) + Fraction(
+                container.duration, av.time_base
+            )
+        else:
+            return
+        if decoded_end < declared - _TRUNCATION_TOLERANCE:
+            zero = Fraction(container.start_time or 0, av.time_base)
             raise CorruptMediaError(
                 self.path,
-                f"truncated: the streams end at {float(decoded):.2f} s but the container declares "
-                f"{float(declared):.2f} s",
+                f"truncated: the streams end at {float(decoded_end - zero):.2f} s but the container declares "
+                f"{float(declared - zero):.2f} s",
             )
 
 
