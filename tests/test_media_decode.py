@@ -1,9 +1,11 @@
 """Decoding: frame-rate and sample-rate conversion by timestamp, alignment, rotation, errors, streaming."""
 
+import math
 import tracemalloc
 import warnings
 from fractions import Fraction
 
+import av
 import numpy as np
 import psutil
 import pytest
@@ -291,3 +293,21 @@ def test_frames_without_timestamps_are_spaced_at_the_source_rate_and_flagged(tmp
     with pytest.warns(MediaWarning, match="30 video frames had no timestamp"):
         decoded = decode(path)
     assert shown_indices(decoded.frames) == list(range(30))
+
+
+def test_timeline_zero_is_the_container_start_not_the_first_picture(tmp_path):
+    path = flash_and_click(tmp_path / "event.ts", 1.0, 2.0, 25, 16000, channels=1)
+    with av.open(str(path)) as container:
+        zero = container.start_time / av.time_base
+        stream = container.streams.video[0]
+        video_start = float(stream.start_time * stream.time_base)
+    assert video_start - zero > 0.02  # MPEG-TS: the audio (with its encoder priming) starts first
+    with pytest.warns(
+        MediaWarning, match=f"video starts {video_start - zero:.3f} s after the timeline start"
+    ):
+        decoded = decode(path)
+    event = video_start + 1.0 - zero  # the flash and the click, on the container's clock
+    flash_frame = int(np.argmax(decoded.frames.mean(axis=(1, 2, 3)) > 128))
+    click_sample = int(np.argmax(np.abs(decoded.audio) > 0.3))
+    assert flash_frame == math.ceil(event * 25)
+    assert abs(click_sample - event * 16000) <= 32
