@@ -109,17 +109,15 @@ class TimelineSource:
         Per-stream durations are used where the container stores them, so a longer subtitle or data track
         does not count; otherwise the container's duration.
         """
+        zero = Fraction(container.start_time or 0, av.time_base)
         ends = [end for end in map(declared_end, streams) if end is not None]
         if ends:
             declared = max(ends)
         elif container.duration:
-            declared = Fraction(container.start_time or 0, av.time_base) + Fraction(
-                container.duration, av.time_base
-            )
+            declared = zero + Fraction(container.duration, av.time_base)
         else:
             return
         if decoded_end < declared - _TRUNCATION_TOLERANCE:
-            zero = Fraction(container.start_time or 0, av.time_base)
             raise CorruptMediaError(
                 self.path,
                 f"truncated: the streams end at {float(decoded_end - zero):.2f} s but the container declares "
