@@ -15,6 +15,7 @@ COMMAND_MODULES: list[str] = [
     "avforensics.backbones.cli",
     "avforensics.data.cli",
     "avforensics.synth.cli",
+    "avforensics.train.cli",
 ]
 
 

@@ -1,0 +1,200 @@
+"""One training run: config -> model, data, combiner, Lightning trainer -> checkpoints and logs in RUN_DIR.
+
+Layout of RUN_DIR: `config.yaml` (the resolved config), `checkpoints/last.ckpt` (every N steps and at the
+end; what `--resume` continues from), `checkpoints/best-*.ckpt` (best validation score), `csv/metrics.csv`
+and `tensorboard/` (logs). The same call works under `torchrun`: Lightning picks up the process group.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import yaml
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from sklearn.metrics import roc_auc_score
+
+from avforensics.models.registry import build_model
+from avforensics.train.config import ExperimentConfig, TrainerConfig, config_to_dict, save_config
+from avforensics.train.datamodule import ClipDataModule
+from avforensics.train.gradients import build_combiner
+from avforensics.train.module import DetectorModule
+from avforensics.train.rng import RandomStateCheckpoint
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "checkpoints/last.ckpt"
+
+# Lightning warns that step checkpoints of manually optimised modules hold the weights AFTER the step; that is
+# the state resume needs (it matches the step counter, optimiser and data position saved with it).
+_AFTER_STEP_WARNING = "Using ModelCheckpoint with manual optimization"
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports: where its checkpoints are, how far it got, its last logged metrics."""
+
+    run_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    best_score: float | None
+    global_step: int
+    metrics: dict[str, float]
+
+
+def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -> RunResult:
+    """Train `config` into `run_dir`; with `resume`, continue exactly from `run_dir/checkpoints/last.ckpt`."""
+    run_dir = Path(run_dir)
+    last = run_dir / LAST_CHECKPOINT
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in {run_dir})")
+    if not resume and last.exists():
+        raise FileExistsError(f"{run_dir} already holds a run ({last}); pass --resume or another --out")
+
+    pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
+    model = build_model(config.model.name, config.model.config, **config.model.overrides)
+    combiner = build_combiner(config.loss.combiner, **config.loss.combiner_options)
+    module = DetectorModule(model, config, combiner, video_auc_metrics)
+    data = ClipDataModule(config.data, seed=config.trainer.seed)
+    checkpoints = _checkpoint_callbacks(config.trainer, run_dir)
+    callbacks: list[pl.Callback] = [*checkpoints, RandomStateCheckpoint()]
+    if config.trainer.early_stopping_patience > 0:
+        callbacks.append(EarlyStopping(
+            monitor=config.trainer.monitor,
+            mode=config.trainer.monitor_mode,
+            patience=config.trainer.early_stopping_patience,
+            check_on_train_epoch_end=False,
+        ))
+    trainer = pl.Trainer(
+        accelerator=config.trainer.accelerator,
+        devices=resolve_devices(config.trainer.devices),
+        num_nodes=config.trainer.num_nodes,
+        strategy=config.trainer.strategy,
+        precision=resolve_precision(config.trainer.precision),
+        max_epochs=config.optim.epochs,
+        max_steps=config.optim.max_steps,
+        callbacks=callbacks,
+        logger=[
+            # One CSV version per session: Lightning's CSV logger would delete an existing metrics.csv.
+            CSVLogger(run_dir, name="csv"),
+            TensorBoardLogger(run_dir, name="", version="tensorboard", default_hp_metric=False),
+        ],
+        log_every_n_steps=config.trainer.log_every_n_steps,
+        check_val_every_n_epoch=config.trainer.val_every_n_epochs,
+        num_sanity_val_steps=0,
+        deterministic=config.trainer.deterministic,
+        use_distributed_sampler=False,
+        enable_progress_bar=config.trainer.progress_bar,
+        enable_model_summary=not resume,
+        default_root_dir=run_dir,
+    )
+    if trainer.is_global_zero:
+        _record_config(config, run_dir, resume)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_AFTER_STEP_WARNING, category=UserWarning)
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
+    if _last_saved_step(last) != trainer.global_step:
+        trainer.save_checkpoint(last, weights_only=False)
+    best = checkpoints[1]
+    return RunResult(
+        run_dir=run_dir,
+        last_checkpoint=last,
+        best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
+        best_score=float(best.best_model_score) if best.best_model_score is not None else None,
+        global_step=trainer.global_step,
+        metrics={name: float(value) for name, value in trainer.callback_metrics.items()},
+    )
+
+
+def video_auc_metrics(table: dict[str, list]) -> dict[str, float]:
+    """AUC and accuracy at 0.5 of video scores (mean window p_fake, DESIGN.md), and window-level AUC."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    labels: dict[str, int] = {}
+    for video, p_fake, label in zip(table["video_id"], table["p_fake"], table["label"], strict=True):
+        scores[video].append(p_fake)
+        labels[video] = max(labels.get(video, -1), label)
+    videos = [v for v in scores if labels[v] >= 0]
+    video_scores = [sum(scores[v]) / len(scores[v]) for v in videos]
+    video_labels = [labels[v] for v in videos]
+    known = [i for i, label in enumerate(table["label"]) if label >= 0]
+    return {
+        "auc": _auc(video_labels, video_scores),
+        "acc": sum((s >= 0.5) == bool(y) for s, y in zip(video_scores, video_labels, strict=True))
+        / max(len(videos), 1),
+        "window_auc": _auc([table["label"][i] for i in known], [table["p_fake"][i] for i in known]),
+    }
+
+
+def _auc(labels: list[int], scores: list[float]) -> float:
+    return float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else math.nan
+
+
+def resolve_precision(precision: str) -> str:
+    """"auto": bf16 mixed precision on GPUs that support it, else full fp32 (the safe default on CPU)."""
+    if precision == "auto":
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    return {"32": "32-true", "64": "64-true"}.get(precision, precision)
+
+
+def resolve_devices(devices: int | str) -> int | str:
+    """"auto": the processes torchrun started on this node, else every GPU, else one CPU process."""
+    if devices != "auto":
+        return devices
+    if "LOCAL_WORLD_SIZE" in os.environ:
+        return int(os.environ["LOCAL_WORLD_SIZE"])
+    return "auto" if torch.cuda.is_available() else 1
+
+
+def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """`last.ckpt` every N steps (for resume) and the best checkpoint by the monitored validation metric."""
+    every_steps = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        every_n_train_steps=config.checkpoint_every_n_steps,
+        save_top_k=0,
+        save_last=True,
+    )
+    best = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best-{step}",
+        monitor=config.monitor,
+        mode=config.monitor_mode,
+        save_top_k=1,
+    )
+    return every_steps, best
+
+
+def _last_saved_step(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
+def _record_config(config: ExperimentConfig, run_dir: Path, resume: bool) -> None:
+    """Save the resolved config; on resume, say which settings differ from the run being continued."""
+    path = run_dir / "config.yaml"
+    if resume and path.is_file():
+        before = _flatten(yaml.safe_load(path.read_text()) or {})
+        after = _flatten(config_to_dict(config))
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        if changed:
+            log.warning("resuming %s with changed settings: %s", run_dir,
+                        ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed))
+    save_config(config, path)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -1,0 +1,61 @@
+"""Checkpoints rebuild their model alone: the same validation outputs, frozen weights left out but checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from train_fixtures import ENGINE_CONFIG, toy_dataset
+
+from avforensics.train.checkpoint import CheckpointError, load_model_from_checkpoint
+from avforensics.train.config import load_config
+from avforensics.train.data import collate_windows
+from avforensics.train.run import train, video_auc_metrics
+
+
+def test_loaded_model_reproduces_the_last_validation(tmp_path: Path) -> None:
+    result = train(load_config(ENGINE_CONFIG, ["optim.epochs=1"]), tmp_path / "run")
+    model, config = load_model_from_checkpoint(result.last_checkpoint)
+    assert not model.training and config.optim.epochs == 1 and config.model.name == "toy_av"
+
+    stored = torch.load(result.last_checkpoint, weights_only=True)
+    assert not any(name.startswith("model.backbone.") for name in stored["state_dict"])  # frozen: left out
+    assert stored["avforensics"]["parameters"] == {"trainable": 1379, "total": 4467}
+
+    dataset = toy_dataset(config.data, config.data.val_split, config.data.eval_window_policy)
+    batch = collate_windows([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        outputs = model(batch)
+        losses = model.losses(outputs, batch)
+    weighted = sum(config.loss.weights[name] * loss for name, loss in losses.items())
+    # The run validated after its last step with the same weights: loss and AUC must agree.
+    assert float(weighted) == pytest.approx(result.metrics["val/loss"], abs=1e-6)
+    table = {
+        "video_id": batch["video_id"], "p_fake": torch.sigmoid(outputs.logits).tolist(),
+        "label": batch["label"].tolist(),
+    }
+    # Logged metrics are float32.
+    assert video_auc_metrics(table)["auc"] == pytest.approx(result.metrics["val/auc"], abs=1e-6)
+
+
+def test_changed_frozen_backbone_or_weights_are_refused(tmp_path: Path) -> None:
+    result = train(load_config(ENGINE_CONFIG, ["optim.max_steps=2"]), tmp_path / "run")
+    checkpoint = torch.load(result.last_checkpoint, weights_only=True)
+
+    other_backbone = dict(checkpoint)
+    other_backbone["avforensics"] = {**checkpoint["avforensics"]}
+    other_backbone["avforensics"]["config"]["model"]["overrides"] = {"backbone_seed": 1}
+    torch.save(other_backbone, tmp_path / "backbone.ckpt")
+    with pytest.raises(CheckpointError, match="frozen backbone weights differ.*toy_backbone"):
+        load_model_from_checkpoint(tmp_path / "backbone.ckpt")
+
+    checkpoint = torch.load(result.last_checkpoint, weights_only=True)
+    del checkpoint["state_dict"]["model.fusion_head.bias"]
+    torch.save(checkpoint, tmp_path / "partial.ckpt")
+    with pytest.raises(CheckpointError, match=r"1 missing \['fusion_head.bias'\]"):
+        load_model_from_checkpoint(tmp_path / "partial.ckpt")
+
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match="not an avforensics training checkpoint"):
+        load_model_from_checkpoint(tmp_path / "foreign.ckpt")
