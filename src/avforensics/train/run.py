@@ -76,7 +76,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     trainer = pl.Trainer(
         accelerator=config.trainer.accelerator,
         devices=resolve_devices(config.trainer.devices),
-        num_nodes=config.trainer.num_nodes,
+        num_nodes=resolve_num_nodes(config.trainer.num_nodes),
         strategy=config.trainer.strategy,
         precision=resolve_precision(config.trainer.precision),
         max_epochs=config.optim.epochs,
@@ -151,6 +151,13 @@ def resolve_devices(devices: int | str) -> int | str:
     if "LOCAL_WORLD_SIZE" in os.environ:
         return int(os.environ["LOCAL_WORLD_SIZE"])
     return "auto" if torch.cuda.is_available() else 1
+
+
+def resolve_num_nodes(num_nodes: int) -> int:
+    """Under torchrun the launch decides: nodes = world size / processes per node; else the config's value."""
+    if "WORLD_SIZE" in os.environ and "LOCAL_WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"]) // int(os.environ["LOCAL_WORLD_SIZE"])
+    return num_nodes
 
 
 def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
