@@ -68,7 +68,7 @@ class HookedCLIPVision(nn.Module):
     def embed(self, pixel_values: Tensor) -> Tensor:
         """(N, 3, H, W) -> (N, 1 + patches, D): CLS + patch tokens + positions, after the pre-layernorm."""
         height, width = pixel_values.shape[-2:]
-        self.patch_grid(height, width)
+        self.patch_grid(height, width)  # raises on sizes that are not multiples of the patch size
         native = height == width == self.config.image_size
         return self.pre_layrnorm(self.embeddings(pixel_values, interpolate_pos_encoding=not native))
 

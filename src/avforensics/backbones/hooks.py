@@ -132,7 +132,7 @@ def run_layers(
 
 
 def _insert(hidden: Tensor, tokens: Tensor, position: int) -> Tensor:
-    """Insert `tokens` (n, D), shared by every sequence, at `position` of `hidden` (S, n, D)."""
+    """Insert `tokens` (n, D), shared by every sequence, at `position` of `hidden` (N, S, D)."""
     tokens = tokens.to(hidden.dtype).unsqueeze(0).expand(hidden.shape[0], -1, -1)
     return torch.cat([hidden[:, :position], tokens, hidden[:, position:]], dim=1)
 
