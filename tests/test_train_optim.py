@@ -8,7 +8,7 @@ from torch import nn
 
 from avforensics.train.config import OptimConfig
 from avforensics.train.optim import build_optimizer, build_scheduler
-from avforensics.train.sampling import ShardedSampler
+from avforensics.train.sampling import ResumableLoader, ShardedSampler
 
 
 def _lrs(config: OptimConfig, steps_per_epoch: int, steps: int) -> list[float]:
@@ -60,3 +60,23 @@ def test_sampler_shards_cover_the_single_process_batches_and_skip_on_resume() ->
     shards = [ShardedSampler(5, shuffle=False, seed=0, rank=r, world_size=2, drop_last=False) for r in (0, 1)]
     assert [list(shard) for shard in shards] == [[0, 2, 4], [1, 3]]
     assert [len(shard) for shard in shards] == [3, 2]
+
+
+def test_loader_state_resumes_after_the_batches_handed_out() -> None:
+    def loader(world_size: int = 1) -> ResumableLoader:
+        sampler = ShardedSampler(12, shuffle=True, seed=5, world_size=world_size)
+        return ResumableLoader(list(range(12)), sampler, batch_size=2, drop_last=True)
+
+    first = loader()
+    first.sharded_sampler.set_epoch(2)
+    full = [batch.tolist() for batch in first]
+    iterator = iter(first)
+    seen = [next(iterator).tolist() for _ in range(2)]
+    state = first.state_dict()
+    assert state == {"epoch": 2, "batches_done": 2, "batch_size": 2, "world_size": 1}
+
+    second = loader()
+    second.load_state_dict(state)
+    assert seen + [batch.tolist() for batch in second] == full
+    with pytest.raises(ValueError, match="batches of 2 on 1 processes, this run 2 on 2"):
+        loader(world_size=2).load_state_dict(state)

@@ -85,6 +85,7 @@ class ResumableLoader(DataLoader):
         self.sharded_sampler = sampler
         self._epoch = 0
         self._batches_done = 0
+        self._resuming = False
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         sampler = self.sharded_sampler
@@ -92,8 +93,10 @@ class ResumableLoader(DataLoader):
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(sampler.epoch)
-        if self._epoch != sampler.epoch:
-            self._epoch, self._batches_done = sampler.epoch, 0
+        # A new pass starts from zero, except the first pass after `load_state_dict`, which continues.
+        if not self._resuming:
+            self._batches_done = 0
+        self._epoch, self._resuming = sampler.epoch, False
         return self._count(super().__iter__())
 
     def _count(self, batches: Iterator[Any]) -> Iterator[Any]:
@@ -102,21 +105,28 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self._epoch, "batches_done": self._batches_done, "batch_size": self.batch_size or 0}
+        return {
+            "epoch": self._epoch,
+            "batches_done": self._batches_done,
+            "batch_size": self.batch_size or 0,
+            "world_size": self.sharded_sampler.world_size,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Position the next iteration right after the last batch handed out before the checkpoint."""
-        if state["batch_size"] != self.batch_size:
+        saved = (state["batch_size"], state["world_size"])
+        if saved != (self.batch_size, self.sharded_sampler.world_size):
             raise ValueError(
-                f"cannot resume mid-epoch: checkpoint loader batch size {state['batch_size']} differs from "
-                f"{self.batch_size} (change data.batch_size or the number of processes back)"
+                f"cannot resume mid-epoch: the checkpoint's loader ran batches of {saved[0]} on {saved[1]} "
+                f"processes, this run {self.batch_size} on {self.sharded_sampler.world_size}; change "
+                "data.batch_size or the number of processes back"
             )
         epoch, done = state["epoch"], state["batches_done"]
         if done >= len(self):
             epoch, done = epoch + 1, 0
         self.sharded_sampler.set_epoch(epoch)
         self.sharded_sampler.skip_next(done * self.batch_size)
-        self._epoch, self._batches_done = epoch, done
+        self._epoch, self._batches_done, self._resuming = epoch, done, True
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
