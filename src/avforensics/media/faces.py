@@ -186,6 +186,9 @@ def track_faces(
     name = _name(source)
     if length == 0:
         raise ValueError(f"{name}: no frames to track faces in")
+    first = np.asarray(frames[0])
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise ValueError(f"{name}: frames must be RGB uint8 (H, W, 3), got {first.dtype} {first.shape}")
     steps = detection_frames(length, config.stride)
     found: list[FaceDetections] = detector.detect([frames[i] for i in steps])
     detections = [result.boxes[result.probs >= config.min_prob] for result in found]
