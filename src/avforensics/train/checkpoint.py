@@ -33,11 +33,6 @@ def saved_state_keys(model: DetectorModel) -> set[str]:
     return set(model.state_dict()) - frozen
 
 
-def trainable_state(model: DetectorModel) -> dict[str, Tensor]:
-    keep = saved_state_keys(model)
-    return {name: value for name, value in model.state_dict().items() if name in keep}
-
-
 def describe(model: DetectorModel, config: ExperimentConfig) -> dict[str, Any]:
     """The part of a checkpoint that lets `load_model_from_checkpoint` rebuild the model without the run."""
     trainable, total = model.parameter_counts()
@@ -64,14 +59,19 @@ def load_model_from_checkpoint(
     config = config_from_dict(payload["config"], source=f"{path} (stored config)")
     model = build_model(config.model.name, config.model.config, **config.model.overrides)
     check_frozen_backbones(model, payload["frozen_backbones"], path)
-    state = {
+    state = model_state(checkpoint)
+    check_state_keys(model, state, path)
+    model.load_state_dict(state, strict=False)
+    return model.eval(), config
+
+
+def model_state(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
+    """The detector's weights in a Lightning checkpoint (whose keys carry the module's `model.` prefix)."""
+    return {
         name[len(MODEL_PREFIX) :]: value
         for name, value in checkpoint["state_dict"].items()
         if name.startswith(MODEL_PREFIX)
     }
-    check_state_keys(model, state, path)
-    model.load_state_dict(state, strict=False)
-    return model.eval(), config
 
 
 def check_frozen_backbones(model: DetectorModel, stored: dict[str, str], path: str | Path) -> None:

@@ -14,9 +14,6 @@ from torch import Tensor
 
 from avforensics.train.config import DataConfig
 
-# Keys every window carries besides tensors: identifiers that evaluation groups and reports by.
-STRING_KEYS = ("video_id", "category", "method")
-
 
 @runtime_checkable
 class ClipDataset(Protocol):

@@ -19,7 +19,14 @@ from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from avforensics.models.base import DetectorModel
-from avforensics.train.checkpoint import MODEL_PREFIX, PAYLOAD_KEY, describe, saved_state_keys
+from avforensics.train.checkpoint import (
+    MODEL_PREFIX,
+    PAYLOAD_KEY,
+    check_state_keys,
+    describe,
+    model_state,
+    saved_state_keys,
+)
 from avforensics.train.config import ExperimentConfig
 from avforensics.train.gradients import GradientCombiner
 from avforensics.train.optim import build_optimizer, build_scheduler
@@ -52,9 +59,6 @@ class DetectorModule(pl.LightningModule):
         self.combiner = combiner
         self.metrics = metrics
         self._rows: list[dict[str, Any]] = []
-
-    def forward(self, batch: Mapping[str, Any]) -> Any:
-        return self.model(batch)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model.parameters(), self.experiment.optim)
@@ -114,13 +118,8 @@ class DetectorModule(pl.LightningModule):
         checkpoint[PAYLOAD_KEY] = describe(self.model, self.experiment)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        expected = {MODEL_PREFIX + name for name in saved_state_keys(self.model)}
-        stored = set(checkpoint["state_dict"])
-        if stored != expected:
-            raise ValueError(
-                f"checkpoint weights do not match model {self.model.name!r}: missing "
-                f"{sorted(expected - stored)[:5]}, unexpected {sorted(stored - expected)[:5]}"
-            )
+        # Loading is not strict (frozen weights are absent by design), so check the rest here.
+        check_state_keys(self.model, model_state(checkpoint), "checkpoint being resumed")
 
     def _loss_weights(self, losses: Mapping[str, Tensor]) -> dict[str, float]:
         configured = self.experiment.loss.weights
