@@ -9,6 +9,8 @@ bounded memory. docs/media.md gives the full semantics.
 from __future__ import annotations
 
 import dataclasses
+import math
+import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -173,10 +175,11 @@ class _FrameStack:
 
     def append(self, image: np.ndarray) -> None:
         if self.buffer is None:
-            self.buffer = np.empty((self.expected, *image.shape), np.uint8)
+            self.buffer = _frame_memory(self.expected, image.shape)
         elif self.count == len(self.buffer):
-            extra = np.empty((max(1, len(self.buffer) // 4), *image.shape), np.uint8)
-            self.buffer = np.concatenate([self.buffer, extra])
+            grown = _frame_memory(len(self.buffer) + max(1, len(self.buffer) // 4), image.shape)
+            grown[: self.count] = self.buffer
+            self.buffer = grown
         self.buffer[self.count] = image
         self.count += 1
 
@@ -184,6 +187,22 @@ class _FrameStack:
         """The frames; copied only when the estimate was far too high, so the spare tail is freed."""
         frames = self.buffer[: self.count]
         return frames.copy() if self.count < 0.75 * len(self.buffer) else frames
+
+
+def _frame_memory(count: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Uninitialised uint8 memory for (count, *shape) frames, on ordinary pages where the OS allows.
+
+    numpy asks Linux for transparent huge pages on large arrays; with the common `defrag=madvise` setting
+    the kernel then compacts memory synchronously as the pages are first written, which made decode() of
+    720p video spend more CPU time in the kernel than in decoding. Ordinary pages cost what the plain PyAV
+    loop pays (measured in benchmarks/bench_decode.py).
+    """
+    no_huge_pages = getattr(mmap, "MADV_NOHUGEPAGE", None)
+    if no_huge_pages is None:
+        return np.empty((count, *shape), np.uint8)
+    memory = mmap.mmap(-1, count * math.prod(shape))
+    memory.madvise(no_huge_pages)
+    return np.frombuffer(memory, np.uint8).reshape(count, *shape)
 
 
 class _WindowAssembler:
@@ -249,6 +268,7 @@ class _WindowAssembler:
         offset = start - self.frame_base
         frames = self.frames[offset : offset + n_valid]
         frames = frames + [frames[-1]] * (self.size - n_valid)
+        stacked = np.stack(frames, out=_frame_memory(self.size, frames[0].shape))
         audio = None
         if self.has_audio:
             begin = start * self.spf - self.audio_base
@@ -257,7 +277,7 @@ class _WindowAssembler:
         window = AVWindow(
             self.index,
             start,
-            np.stack(frames),
+            stacked,
             audio,
             start / self.fps,
             (start + self.size) / self.fps,
