@@ -17,6 +17,7 @@ from face_fixtures import (
 )
 
 from avforensics.media.boxcrop import crop_resize
+from avforensics.media.boxes import nms
 from avforensics.media.decode import decode
 from avforensics.media.encode import write_video
 from avforensics.media.faces import (
@@ -27,7 +28,7 @@ from avforensics.media.faces import (
     extract_faces,
     track_faces,
 )
-from avforensics.media.mtcnn import MTCNN, nms
+from avforensics.media.mtcnn import MTCNN
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from avforensics.media.boxcrop import crop_resize
+from avforensics.media.boxes import box_area, box_overlap
 from avforensics.media.mtcnn import MTCNN, FaceDetections
 
 NoFacePolicy = Literal["center", "skip"]
@@ -36,7 +37,8 @@ class FaceTrackerConfig:
 
     stride: run the detector on every `stride`-th frame (and the last); 1 = every frame.
     min_prob: detections below this MTCNN probability are ignored.
-    smoothing: centred moving-average window in frames (1 = off). Centred rather than a one-pole filter
+    smoothing: centred moving-average window in frames (1 = off; an even value acts as the next odd one,
+        so the window stays centred). Centred rather than a one-pole filter
         because the whole clip is available: a causal filter lags a moving face and pushes it off-centre,
         a centred window removes detector jitter with zero lag.
     margin: the square crop's side is (1 + margin) x the longer side of the face box.
@@ -114,19 +116,7 @@ class _Track:
     @property
     def weight(self) -> float:
         """Size x persistence: the sum over detections of the box side."""
-        return float(sum(np.sqrt(_area(box)) for box in self.boxes))
-
-
-def _area(box: np.ndarray) -> float:
-    return float(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
-
-
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    left_top = np.maximum(box[:2], others[:, :2])
-    right_bottom = np.minimum(box[2:], others[:, 2:])
-    inter = np.clip(right_bottom - left_top, 0, None).prod(axis=1)
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(_area(box) + areas - inter, 1e-9)
+        return float(box_area(torch.from_numpy(np.stack(self.boxes))).sqrt().sum())
 
 
 def _name(source: str | Path | None) -> str:
@@ -145,11 +135,13 @@ def _link(detections: list[np.ndarray], config: FaceTrackerConfig) -> list[_Trac
     for step, boxes in enumerate(detections):
         active = [t for t in tracks if step - t.steps[-1] <= config.max_missed + 1]
         pairs = []
+        candidates = torch.from_numpy(boxes)
         for track_index, track in enumerate(active):
-            last = track.boxes[-1]
-            overlaps = _iou(last, boxes)
-            side = np.sqrt(max(_area(last), 1e-9))
-            shifts = np.hypot(*(((boxes[:, :2] + boxes[:, 2:]) - (last[:2] + last[2:])) / 2).T) / side
+            last = torch.from_numpy(track.boxes[-1])
+            overlaps = box_overlap(last, candidates).tolist()
+            side = float(box_area(last[None])[0].clamp(min=1e-9).sqrt())
+            centre_shift = ((candidates[:, :2] + candidates[:, 2:]) - (last[:2] + last[2:])) / 2
+            shifts = (centre_shift.norm(dim=1) / side).tolist()
             for box_index in range(len(boxes)):
                 if overlaps[box_index] >= config.link_iou or shifts[box_index] <= config.link_distance:
                     pairs.append((overlaps[box_index] - shifts[box_index], track_index, box_index))
