@@ -7,8 +7,10 @@ H.264 compression, so a test can read back exactly which source frame an output 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from avforensics.media.encode import write_video
@@ -81,3 +83,22 @@ def flash_and_click(
 def write_indexed_video(path: Path, n_frames: int, fps: float = 25, **kwargs) -> Path:
     """A video of `n_frames` indexed 64x64 frames (streamed to the encoder)."""
     return write_video(path, indexed_frames(n_frames), fps, size=(64, 64), **kwargs)
+
+
+def write_audio_with_gap(
+    path: Path, seconds: float, gap_at: float, gap: float, sample_rate: int = 16000
+) -> Path:
+    """A PCM audio-only Matroska file of a 440 Hz tone whose timestamps jump by `gap` s at `gap_at` s."""
+    wave = tone(440, seconds, sample_rate)
+    chunk = 1600  # 0.1 s at 16 kHz: frame boundaries fall on the gap
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("pcm_s16le", rate=sample_rate, layout="mono")
+        for start in range(0, len(wave), chunk):
+            samples = (wave[start : start + chunk] * 32767).astype(np.int16)[None, :]
+            frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+            frame.sample_rate = sample_rate
+            frame.time_base = Fraction(1, sample_rate)
+            frame.pts = start + (round(gap * sample_rate) if start >= gap_at * sample_rate else 0)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path

@@ -16,6 +16,7 @@ from media_fixtures import (
     peak_frequency,
     read_index,
     tone,
+    write_audio_with_gap,
     write_indexed_video,
 )
 
@@ -311,3 +312,14 @@ def test_timeline_zero_is_the_container_start_not_the_first_picture(tmp_path):
     click_sample = int(np.argmax(np.abs(decoded.audio) > 0.3))
     assert flash_frame == math.ceil(event * 25)
     assert abs(click_sample - event * 16000) <= 32
+
+
+def test_a_gap_in_audio_timestamps_is_filled_with_silence_and_flagged(tmp_path):
+    path = write_audio_with_gap(tmp_path / "gap.mkv", 1.0, gap_at=0.5, gap=0.2)
+    with pytest.warns(MediaWarning, match=r"gap of 0\.200 s in the audio at 0\.50 s; filled with silence"):
+        decoded = decode(path, require_video=False)
+    assert len(decoded.audio) == 1.2 * 16000
+    silent = np.abs(decoded.audio) < 1e-3
+    assert silent[8000 + 50 : 11200 - 50].all()  # the gap (soxr-free: the file is already at 16 kHz)
+    assert not silent[7000:7900].all() and not silent[11300:12000].all()
+    assert np.allclose(decoded.audio[11200:11300], tone(440, 1.0, 16000)[8000:8100], atol=1e-3)
