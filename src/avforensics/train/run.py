@@ -101,7 +101,9 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_AFTER_STEP_WARNING, category=UserWarning)
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
-    if _last_saved_step(last) != trainer.global_step:
+    # Every process must join the save (random states are gathered); rank 0 alone knows what is on disk.
+    stale = _last_saved_step(last) != trainer.global_step if trainer.is_global_zero else None
+    if trainer.strategy.broadcast(stale):
         trainer.save_checkpoint(last, weights_only=False)
     best = checkpoints[1]
     return RunResult(
