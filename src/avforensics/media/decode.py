@@ -79,6 +79,8 @@ def decode(
     `max_duration` seconds raises MediaTooLongError: use `iter_windows()` for long videos.
     """
     spf = samples_per_frame(fps, sample_rate)
+    if start < 0 or (duration is not None and duration <= 0):
+        raise ValueError(f"start must be >= 0 and duration > 0, got start={start}, duration={duration}")
     info = probe(path)
     _check_streams(info, require_audio, require_video)
     span = duration if duration is not None else (info.duration - start if info.duration else None)
