@@ -35,7 +35,10 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the clips come from; `batch_size` is the GLOBAL batch, split evenly over DDP processes."""
+    """Where the clips come from; `batch_size` is the GLOBAL batch, split evenly over DDP processes.
+
+    Window policies are the dataset's to interpret and check (e.g. random, all, consecutive, sliding).
+    """
 
     dataset: str = ""
     root: str = ""
@@ -115,8 +118,6 @@ class ExperimentConfig:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.optimizer": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "step", "multistep", "cosine"),
-    "data.window_policy": ("random", "all"),
-    "data.eval_window_policy": ("all", "random"),
     "trainer.precision": ("auto", "32", "bf16-mixed", "bf16-true", "64"),
     "trainer.monitor_mode": ("min", "max"),
 }
