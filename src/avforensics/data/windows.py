@@ -1,0 +1,365 @@
+"""Torch datasets of clip windows: the Batch of DESIGN.md, one window at a time, from real videos.
+
+A video comes either from a prepared cache (`PreparedVideos`, the fast path) or is decoded and face-cropped
+on first use (`DecodedVideos`, for small corpora); `WindowDataset` cuts it into windows of `clip_frames`
+frames with exactly the audio samples of the same time span, and labels every window with the video's
+overall and per-modality labels plus per-frame labels derived from the record's `fake_periods`.
+
+Random choices depend only on (seed, epoch, index), never on a running random stream, so a resumed or
+sharded run sees the same windows as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from avforensics.data.prepare import PreparedStore, PrepareOptions, _load_frames_and_audio
+from avforensics.data.records import FAKE, REAL, VideoRecord
+from avforensics.data.silence import trim_clip
+from avforensics.features.image import clip_preprocess
+from avforensics.media.clips import ClipWindow, plan_windows, samples_per_frame
+from avforensics.media.errors import MediaError
+from avforensics.media.faces import FaceDetector, extract_faces
+
+log = logging.getLogger(__name__)
+
+WindowPolicy = Literal["random", "all", "consecutive", "sliding"]
+POLICIES: tuple[str, ...] = ("random", "all", "consecutive", "sliding")
+DEFAULT_CACHE_BYTES = 512 * 2**20
+UNKNOWN_FRAME = -1  # frame label of padding frames and of videos whose label is unknown
+_BORDER = 1e-6  # seconds: frame times this close to a fake period's border count as on it
+
+
+class VideoLoadError(RuntimeError):
+    """A video could not be decoded or cropped; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class VideoArrays:
+    """One video ready to be windowed: face crops and audio on one timeline.
+
+    `start_time` is the time in the ORIGINAL video of frame 0 (non-zero after leading silence was trimmed),
+    so per-frame labels are read from `fake_periods` at the right place.
+    """
+
+    record: VideoRecord
+    frames: np.ndarray  # (T, S, S, 3) uint8
+    audio: np.ndarray | None  # (T * sample_rate / fps,) float32, None when the video has no audio track
+    fps: float
+    sample_rate: int
+    start_time: float = 0.0
+
+    @property
+    def nbytes(self) -> int:
+        return self.frames.nbytes + (self.audio.nbytes if self.audio is not None else 0)
+
+
+class VideoSource(Protocol):
+    """Where a dataset's videos come from."""
+
+    records: list[VideoRecord]
+
+    def frame_count(self, index: int) -> int | None:
+        """Frames of video `index` if known without loading it, else None."""
+
+    def load(self, index: int) -> VideoArrays:
+        """The arrays of video `index`; raises VideoLoadError naming the file when it cannot."""
+
+
+class PreparedVideos:
+    """Videos of a prepared cache (`avforensics prepare`), optionally restricted to some record ids.
+
+    Ids that failed preparation are left out with a logged warning giving the reason; ids the cache has
+    never seen are an error (the cache belongs to another dataset or its preparation has not finished).
+    """
+
+    def __init__(self, store: PreparedStore | str | Path, ids: Sequence[str] | None = None) -> None:
+        self.store = store if isinstance(store, PreparedStore) else PreparedStore(store)
+        entries = {entry["id"]: entry for entry in self.store.entries if entry}
+        wanted = sorted(entries) if ids is None else list(ids)
+        unknown = [record_id for record_id in wanted if record_id not in entries]
+        if unknown:
+            raise KeyError(
+                f"{self.store.out}: {len(unknown)} video(s) not in this prepared cache, e.g. {unknown[0]!r}; "
+                "prepare the same dataset (and let the run finish) before loading it"
+            )
+        failed = [entries[record_id] for record_id in wanted if entries[record_id]["status"] != "ok"]
+        if failed:
+            log.warning(
+                "%s: %d video(s) left out because their preparation failed, e.g. %s: %s",
+                self.store.out, len(failed), failed[0]["id"], failed[0]["error"],
+            )
+        self.entries = [entries[record_id] for record_id in wanted if entries[record_id]["status"] == "ok"]
+        self.records = [VideoRecord.from_dict(entry["record"]) for entry in self.entries]
+
+    def frame_count(self, index: int) -> int | None:
+        return int(self.entries[index]["frames"])
+
+    def load(self, index: int) -> VideoArrays:
+        item = self.store.load(self.entries[index]["id"])
+        return VideoArrays(
+            record=item.record,
+            frames=item.frames,
+            audio=item.audio,
+            fps=item.fps,
+            sample_rate=item.sample_rate,
+            start_time=float(item.entry.get("seconds_trimmed", 0.0)),
+        )
+
+
+class DecodedVideos:
+    """Videos decoded and face-cropped when first loaded, exactly as `prepare` would (same options).
+
+    For small corpora only: every load decodes the file and runs the face detector, so the dataset keeps
+    the results in its in-memory cache. The detector is built on first use, once per process.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        options: PrepareOptions | None = None,
+        detector_factory: Callable[[], FaceDetector] | None = None,
+    ) -> None:
+        self.records = list(records)
+        self.options = options or PrepareOptions()
+        if self.options.trim_silence:
+            raise ValueError("DecodedVideos: trim leading silence with WindowDataset(trim_silence=True)")
+        self.detector_factory = detector_factory
+        self._detector: FaceDetector | None = None
+
+    def frame_count(self, index: int) -> int | None:
+        return None
+
+    def load(self, index: int) -> VideoArrays:
+        record = self.records[index]
+        try:
+            frames, audio, warnings = _load_frames_and_audio(record, self.options)
+            crops = extract_faces(frames, self._face_detector(), self.options.tracker(), source=record.path)
+        except (MediaError, OSError, ValueError) as error:
+            raise VideoLoadError(f"{record.path}: {type(error).__name__}: {error}") from error
+        for warning in warnings + crops.warnings:
+            log.warning("%s", warning)
+        return VideoArrays(record, crops.frames, audio, self.options.fps, self.options.sample_rate)
+
+    def _face_detector(self) -> FaceDetector:
+        if self._detector is None:
+            if self.detector_factory is None:
+                from avforensics.media.mtcnn import MTCNN
+
+                self.detector_factory = MTCNN
+            self._detector = self.detector_factory()
+        return self._detector
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Worker processes build their own detector rather than receive a pickled copy.
+        return {**self.__dict__, "_detector": None}
+
+
+class ArrayCache:
+    """Least-recently-used cache of VideoArrays bounded by their total size in bytes (0 disables it)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[int, VideoArrays] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: int) -> VideoArrays | None:
+        arrays = self._items.get(key)
+        if arrays is not None:
+            self._items.move_to_end(key)
+        return arrays
+
+    def put(self, key: int, arrays: VideoArrays) -> None:
+        if key in self._items or arrays.nbytes > self.max_bytes:
+            return
+        self._items[key] = arrays
+        self.bytes += arrays.nbytes
+        while self.bytes > self.max_bytes:
+            _, evicted = self._items.popitem(last=False)
+            self.bytes -= evicted.nbytes
+
+
+def frame_labels(
+    record: VideoRecord, n_frames: int, fps: float, start_time: float = 0.0, first_frame: int = 0
+) -> np.ndarray:
+    """Per-frame fake labels (n_frames,) int64 of frames first_frame, first_frame + 1, ...
+
+    Frame k lies at start_time + k/fps in the original video and is 1 inside a fake period [start, end),
+    0 outside (times within a microsecond of a border count as on it, so float rounding cannot move a
+    frame across); a fake video without periods is fake throughout (a whole-clip forgery); a real video
+    is 0 throughout; -1 throughout when the video's label is unknown.
+    """
+    if record.label == REAL:
+        return np.zeros(n_frames, np.int64)
+    if record.label != FAKE:
+        return np.full(n_frames, UNKNOWN_FRAME, np.int64)
+    if not record.fake_periods:
+        return np.ones(n_frames, np.int64)
+    times = start_time + (first_frame + np.arange(n_frames)) / fps
+    fake = np.zeros(n_frames, bool)
+    for start, end in record.fake_periods:
+        fake |= (times >= start - _BORDER) & (times < end - _BORDER)
+    return fake.astype(np.int64)
+
+
+class WindowDataset(Dataset):
+    """Map-style dataset of clip windows (the engine's `ClipDataset`).
+
+    Policies: "random" = one window per video per epoch at a start drawn from (seed, epoch, index);
+    "all" (= "consecutive") = every non-overlapping window from frame 0, a tail shorter than a window left
+    out (the papers' test-time protocol); "sliding" = windows every `stride` frames.
+    A video shorter than one window gives one window padded by repeating its last frame, with silent
+    audio and frame label -1 on the padding; `padded_frames` in the window says how many frames are padding.
+    Videos are held in an LRU cache of `cache_bytes` (per process: each DataLoader worker has its own).
+    """
+
+    def __init__(
+        self,
+        source: VideoSource,
+        window_policy: WindowPolicy = "random",
+        clip_frames: int = 16,
+        image_size: int = 224,
+        *,
+        stride: int | None = None,
+        seed: int = 0,
+        trim_silence: bool = False,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
+        if window_policy not in POLICIES:
+            raise ValueError(f"unknown window policy {window_policy!r}; use one of {list(POLICIES)}")
+        if clip_frames <= 0 or image_size <= 0:
+            raise ValueError(f"clip_frames and image_size must be positive, got {clip_frames}, {image_size}")
+        self.source = source
+        self.policy = window_policy
+        self.clip_frames = clip_frames
+        self.image_size = image_size
+        self.stride = stride
+        self.seed = seed
+        self.trim_silence = trim_silence
+        self.cache = ArrayCache(cache_bytes)
+        self.epoch = 0
+        self.videos, self.frame_counts = self._usable_videos()
+        self.windows = [] if window_policy == "random" else self._planned_windows()
+
+    def _usable_videos(self) -> tuple[list[int], list[int]]:
+        """Source indices that load, with their frame counts (loading, hence caching, those not known)."""
+        videos, counts = [], []
+        for index in range(len(self.source.records)):
+            count = None if self.trim_silence else self.source.frame_count(index)
+            if count is None:
+                try:
+                    count = len(self._arrays(index).frames)
+                except VideoLoadError as error:
+                    log.warning("left out: %s", error)
+                    continue
+            if count == 0:
+                log.warning("left out: %s has no frames", self.source.records[index].path)
+                continue
+            videos.append(index)
+            counts.append(count)
+        return videos, counts
+
+    def _planned_windows(self) -> list[tuple[int, int, ClipWindow]]:
+        """(video position, window number in that video, window) of every window, video by video."""
+        policy = "sliding" if self.policy == "sliding" else "consecutive"
+        return [
+            (position, number, window)
+            for position, count in enumerate(self.frame_counts)
+            for number, window in enumerate(self._plan(count, policy, rng=None))
+        ]
+
+    def _plan(self, count: int, policy: str, rng: np.random.Generator | None) -> list[ClipWindow]:
+        if count < self.clip_frames:
+            return [ClipWindow(0, self.clip_frames)]
+        return plan_windows(count, self.clip_frames, policy, stride=self.stride, rng=rng)  # type: ignore[arg-type]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random windows `__getitem__` returns."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos) if self.policy == "random" else len(self.windows)
+
+    def record(self, position: int) -> VideoRecord:
+        """The record of the `position`-th usable video."""
+        return self.source.records[self.videos[position]]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"window {index} out of range for {len(self)} windows")
+        if self.policy == "random":
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            position, number = index, 0
+            window = self._plan(self.frame_counts[position], "random", rng)[0]
+        else:
+            position, number, window = self.windows[index]
+        return self._window_item(self._arrays(self.videos[position]), window, number)
+
+    def _arrays(self, index: int) -> VideoArrays:
+        arrays = self.cache.get(index)
+        if arrays is None:
+            arrays = _aligned(self.source.load(index))
+            if self.trim_silence and arrays.audio is not None:
+                frames, audio, cut = trim_clip(arrays.frames, arrays.audio, arrays.fps, arrays.sample_rate)
+                arrays = replace(arrays, frames=frames, audio=audio, start_time=arrays.start_time + cut)
+            self.cache.put(index, arrays)
+        return arrays
+
+    def _window_item(self, arrays: VideoArrays, window: ClipWindow, number: int) -> dict[str, Any]:
+        record, start = arrays.record, window.start_frame
+        available = max(0, min(window.n_frames, len(arrays.frames) - start))
+        padding = window.n_frames - available
+        frames = arrays.frames[start : start + available]
+        if padding:
+            frames = np.concatenate([frames, np.repeat(frames[-1:], padding, axis=0)])
+        labels = np.full(window.n_frames, UNKNOWN_FRAME, np.int64)
+        labels[:available] = frame_labels(record, available, arrays.fps, arrays.start_time, start)
+        spf = samples_per_frame(arrays.fps, arrays.sample_rate)
+        audio = np.zeros(window.n_frames * spf, np.float32)
+        if arrays.audio is not None:
+            audio[: available * spf] = arrays.audio[start * spf : (start + available) * spf]
+        return {
+            "video_id": record.id,
+            "window": number,
+            "start_frame": start,
+            "padded_frames": padding,
+            "frames": clip_preprocess(frames, size=self.image_size),
+            "audio": torch.from_numpy(audio),
+            "audio_present": arrays.audio is not None,
+            "label": record.label,
+            "video_label": record.video_label,
+            "audio_label": record.audio_label,
+            "frame_labels": torch.from_numpy(labels),
+            "category": record.category,
+            "method": record.method,
+        }
+
+
+def _aligned(arrays: VideoArrays) -> VideoArrays:
+    """Audio cut or zero-padded to exactly the frames' span, with a warning naming the file when it was not
+    (decoded videos always match; separately stored audio, as IDForge's, may not)."""
+    if arrays.audio is None:
+        return arrays
+    expected = len(arrays.frames) * samples_per_frame(arrays.fps, arrays.sample_rate)
+    if len(arrays.audio) == expected:
+        return arrays
+    log.warning(
+        "%s: audio has %d samples, the %d frames span %d; %s to match",
+        arrays.record.path, len(arrays.audio), len(arrays.frames), expected,
+        "cut" if len(arrays.audio) > expected else "padded with silence",
+    )
+    fitted = np.zeros(expected, np.float32)
+    fitted[: min(expected, len(arrays.audio))] = arrays.audio[:expected]
+    return replace(arrays, audio=fitted)
