@@ -19,7 +19,7 @@ from avforensics.data.records import VideoRecord
 from avforensics.media.mtcnn import FaceDetections
 from avforensics.synth.corpus import generate_corpus
 
-CORPUS_VIDEOS = 8  # two scenes x the four categories (RVRA, RVFA, FVRA, FVFA)
+CORPUS_VIDEOS = 4  # one scene in the four categories (RVRA, RVFA, FVRA, FVFA), two partially fake
 CORPUS_SEED = 3
 #: small crops from frames downscaled to 96 px: the loaders' logic does not depend on the resolution
 OPTIONS = PrepareOptions(size=32, stride=4, max_side=96)
@@ -44,7 +44,7 @@ def synthetic_corpus(factory: pytest.TempPathFactory) -> tuple[Path, list[VideoR
     """(corpus root, its records, its prepared cache) for the session, made on first use."""
     if "corpus" not in _cache:
         root = factory.mktemp("windows_corpus")
-        generate_corpus(root, CORPUS_VIDEOS, CORPUS_SEED, workers=2)
+        generate_corpus(root, CORPUS_VIDEOS, CORPUS_SEED)
         records = get_adapter("synthetic").records(root)
         prepared = root / "prepared"
         prepare_dataset(records, prepared, OPTIONS, dataset="synthetic", detector_factory=CentreFaceDetector)
