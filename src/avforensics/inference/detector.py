@@ -1,0 +1,205 @@
+"""Detector: a trained checkpoint -> a Report for a video file or stream.
+
+    from avforensics import Detector
+    detector = Detector.from_checkpoint("runs/x/checkpoints/calibrated.ckpt")
+    report = detector.predict("clip.mp4")
+    report.p_fake, report.verdict, report.segments
+
+The video is streamed in chunks (preprocessing.py), windows are scored in batches, window probabilities
+are calibrated and averaged into the video's scores (DESIGN.md: mean over windows).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from avforensics.inference.calibration import Calibration
+from avforensics.inference.checkpoint import load_checkpoint
+from avforensics.inference.preprocessing import DEFAULT_CHUNK_SECONDS, Chunk, Preprocessing, VideoChunks
+from avforensics.inference.report import HEADS, Report, Segment
+from avforensics.media.errors import MediaWarning
+from avforensics.media.faces import FaceDetector
+from avforensics.models.base import DetectorModel
+from avforensics.train.data import collate_windows
+
+Source = str | Path | IO[bytes]
+_HEAD_LOGITS = {"p_fake": "logits", "p_video_fake": "video_logits", "p_audio_fake": "audio_logits"}
+
+
+class Detector:
+    """Scores videos with one detector; build it with `from_checkpoint`.
+
+    face_detector: MTCNN (loaded on first use) unless given; use the one the model was trained with.
+    batch_size: windows per forward pass. chunk_seconds: video decoded and face-tracked at once (memory).
+    """
+
+    def __init__(
+        self,
+        model: DetectorModel,
+        preprocessing: Preprocessing,
+        calibration: Calibration | None = None,
+        *,
+        model_id: str = "",
+        face_detector: FaceDetector | None = None,
+        batch_size: int = 8,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.preprocessing = preprocessing
+        self.calibration = calibration or Calibration()
+        self.model_id = model_id or model.name
+        self.batch_size = batch_size
+        self.chunk_seconds = chunk_seconds
+        self._face_detector = face_detector
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **options: Any) -> Detector:
+        """Rebuild the model from the checkpoint alone, with its stored preprocessing and calibration."""
+        loaded = load_checkpoint(path, options.get("device", "cpu"))
+        return cls(
+            loaded.model, loaded.preprocessing, loaded.calibration, model_id=loaded.model_id, **options
+        )
+
+    @property
+    def face_detector(self) -> FaceDetector:
+        if self._face_detector is None:
+            from avforensics.media.mtcnn import MTCNN
+
+            self._face_detector = MTCNN()
+        return self._face_detector
+
+    def predict(self, source: Source) -> Report:
+        """Score one video (a path, or a binary stream such as an upload). Raises MediaError subclasses
+        naming the file and the reason when it cannot be scored."""
+        if isinstance(source, str | Path):
+            return self._predict_path(Path(source), str(source))
+        name = str(getattr(source, "name", "<stream>"))
+        with tempfile.NamedTemporaryFile(suffix=Path(name).suffix or ".bin") as spooled:
+            shutil.copyfileobj(source, spooled)
+            spooled.flush()
+            return self._predict_path(Path(spooled.name), name)
+
+    def window_logits(self, windows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor | None]:
+        """Raw (uncalibrated) logits of each head for a list of window dicts, in batches."""
+        parts: dict[str, list[torch.Tensor]] = {head: [] for head in HEADS}
+        missing: set[str] = set()
+        with torch.inference_mode():
+            for start in range(0, len(windows), self.batch_size):
+                batch = _to_device(collate_windows(windows[start : start + self.batch_size]), self.device)
+                outputs = self.model(batch)
+                for head, attribute in _HEAD_LOGITS.items():
+                    logits = getattr(outputs, attribute)
+                    if logits is None:
+                        missing.add(head)
+                    else:
+                        parts[head].append(logits.detach().float().reshape(-1).cpu())
+        return {
+            head: None if head in missing or not parts[head] else torch.cat(parts[head]) for head in HEADS
+        }
+
+    def _predict_path(self, path: Path, name: str) -> Report:
+        started = time.perf_counter()
+        model_seconds = 0.0
+        options = self.preprocessing.options
+        window_seconds = self.preprocessing.clip_frames / options.fps
+        segments: list[Segment] = []
+        found = frames = 0
+        no_face = True
+        audio_present = True
+        face_notes: list[tuple[Chunk, list[str]]] = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MediaWarning)
+            chunks = VideoChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds)
+            for chunk in chunks:
+                tick = time.perf_counter()
+                probabilities = self._calibrated(self.window_logits(chunk.windows))
+                model_seconds += time.perf_counter() - tick
+                for index, item in enumerate(chunk.windows):
+                    start = (chunk.start_frame + item["start_frame"]) / options.fps
+                    values = {h: None if p is None else float(p[index]) for h, p in probabilities.items()}
+                    if not chunk.audio_present:
+                        values["p_audio_fake"] = None
+                    segments.append(Segment(round(start, 6), round(start + window_seconds, 6), **values))
+                found += int(chunk.crops.face_found.sum())
+                frames += chunk.n_frames
+                no_face &= chunk.crops.no_face
+                audio_present &= chunk.audio_present
+                face_notes.append((chunk, chunk.crops.warnings))
+        media_notes = [str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
+        notes = [n for n in media_notes if not VideoChunks.is_streaming_note(n)]
+        notes += _face_notes(face_notes, options.fps)
+        if not audio_present:
+            notes.append(f"{name}: no audio track; scored from the video alone, p_audio_fake is null")
+        if chunks.unscored_frames:
+            notes.append(
+                f"{name}: last {chunks.unscored_frames} frame(s) "
+                f"({chunks.unscored_frames / options.fps:.2f} s) are shorter than a window and not scored"
+            )
+        head = self.calibration.head("p_fake")
+        scores = {h: _mean([getattr(s, h) for s in segments]) for h in HEADS}
+        total = time.perf_counter() - started
+        duration = segments[-1].end if segments else 0.0
+        return Report(
+            path=name,
+            model=self.model_id,
+            p_fake=float(scores["p_fake"]),
+            p_video_fake=scores["p_video_fake"],
+            p_audio_fake=scores["p_audio_fake"],
+            verdict="fake" if scores["p_fake"] >= head.threshold else "real",
+            threshold=head.threshold,
+            calibrated=self.calibration.calibrated,
+            duration=duration,
+            segments=segments,
+            faces_found=found / frames if frames else 0.0,
+            flags={"no_audio": not audio_present, "no_face": no_face},
+            warnings=list(dict.fromkeys(notes)),
+            timing={
+                "decode_and_faces_s": round(total - model_seconds, 4),
+                "model_s": round(model_seconds, 4),
+                "total_s": round(total, 4),
+                "video_seconds_per_second": round(duration / total, 3) if total > 0 else 0.0,
+            },
+        )
+
+    def _calibrated(self, logits: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor | None]:
+        return {
+            head: None if values is None else self.calibration.probabilities(head, values)
+            for head, values in logits.items()
+        }
+
+
+def _face_notes(per_chunk: list[tuple[Chunk, list[str]]], fps: float) -> list[str]:
+    """The face tracker's warnings, each with its chunk's time span when the video had several chunks."""
+    if len(per_chunk) == 1:
+        return list(per_chunk[0][1])
+    return [
+        f"[{chunk.start_frame / fps:.1f}-{(chunk.start_frame + chunk.n_frames) / fps:.1f} s] {note}"
+        for chunk, notes in per_chunk
+        for note in notes
+    ]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    if not known or len(known) < len(values):
+        return None
+    return float(np.mean(known))
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    if device.type == "cpu":
+        return batch
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
