@@ -212,6 +212,21 @@ def test_weighted_sum_equals_backward_of_total_and_om_pareto_without_groups():
                 torch.testing.assert_close(param.grad, ref)
 
 
+def test_frozen_group_members_are_left_alone():
+    model = _Toy()
+    model.shared.requires_grad_(False)
+    weights = dict.fromkeys(model.losses(), 1.0)
+    losses = model.losses()
+    members = [model.shared_bias]
+    g_m = _flat_grad(losses["fused"], members).double().numpy()
+    g_u = _flat_grad(losses["video"] + losses["audio"], members).double().numpy()
+    g_other = _flat_grad(losses["contrast"], members).double().numpy()
+    OMPareto(lambda0=0.0).backward(losses, weights, [model.group()], list(model.parameters()))
+    assert model.shared.grad is None
+    assert g_m @ g_u > 0  # on the bias alone the two terms agree: the plain sum
+    np.testing.assert_allclose(model.shared_bias.grad.numpy(), g_m + g_u + g_other, rtol=2e-5, atol=1e-5)
+
+
 def test_bad_inputs_are_named():
     model = _Toy()
     with pytest.raises(ValueError, match=r"\['contrast'\] have no weight"):

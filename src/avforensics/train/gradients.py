@@ -42,8 +42,16 @@ class GradientCombiner(abc.ABC):
         if missing:
             raise ValueError(f"loss terms {missing} have no weight; weights are given for {sorted(weights)}")
         trainable = [p for p in parameters if p.requires_grad]
-        _check_groups(groups, trainable)
-        return self._combine(losses, weights, groups, trainable)
+        # A group acts on its trainable parameters (an ablation may freeze part of it); loss names a group
+        # lists but `losses` lacks this step (e.g. a frame loss on a batch without frame labels) are absent.
+        active = [
+            GradientGroup(g.name, [p for p in g.parameters if p.requires_grad], g.unimodal_losses,
+                          g.multimodal_losses)
+            for g in groups
+        ]
+        active = [g for g in active if g.parameters]
+        _check_groups(active, trainable)
+        return self._combine(losses, weights, active, trainable)
 
     @abc.abstractmethod
     def _combine(
@@ -254,7 +262,7 @@ def _check_groups(groups: Sequence[GradientGroup], trainable: list[nn.Parameter]
             raise ValueError(f"gradient group {group.name!r}: {sorted(overlap)} both unimodal and multimodal")
         for parameter in group.parameters:
             if id(parameter) not in trainable_ids:
-                raise ValueError(f"gradient group {group.name!r} holds a parameter that is not trainable")
+                raise ValueError(f"gradient group {group.name!r} holds a parameter not in `parameters`")
             if id(parameter) in owner:
                 raise ValueError(
                     f"a parameter is in gradient groups {owner[id(parameter)]!r} and {group.name!r}"
