@@ -8,10 +8,12 @@ import pytest
 import torch
 from train_fixtures import ENGINE_CONFIG, toy_dataset
 
+from avforensics.eval.metrics import compute_detection_metrics
 from avforensics.train.checkpoint import CheckpointError, load_model_from_checkpoint
 from avforensics.train.config import load_config
 from avforensics.train.data import collate_windows
-from avforensics.train.run import train, video_auc_metrics
+from avforensics.train.module import PREDICTION_COLUMNS, prediction_rows
+from avforensics.train.run import train
 
 
 def test_loaded_model_reproduces_the_last_validation(tmp_path: Path) -> None:
@@ -31,12 +33,12 @@ def test_loaded_model_reproduces_the_last_validation(tmp_path: Path) -> None:
     weighted = sum(config.loss.weights[name] * loss for name, loss in losses.items())
     # The run validated after its last step with the same weights: loss and AUC must agree.
     assert float(weighted) == pytest.approx(result.metrics["val/loss"], abs=1e-6)
-    table = {
-        "video_id": batch["video_id"], "p_fake": torch.sigmoid(outputs.logits).tolist(),
-        "label": batch["label"].tolist(),
-    }
-    # Logged metrics are float32.
-    assert video_auc_metrics(table)["auc"] == pytest.approx(result.metrics["val/auc"], abs=1e-6)
+    rows = prediction_rows(batch, outputs.probabilities())
+    table = {column: [row[column] for row in rows] for column in PREDICTION_COLUMNS}
+    recomputed = compute_detection_metrics(table).scalars()
+    for metric in ("video/overall/auc", "video/video/auc", "window/audio/ap", "video/overall/acc"):
+        # Logged metrics are float32.
+        assert recomputed[metric] == pytest.approx(result.metrics[f"val/{metric}"], abs=1e-6), metric
 
 
 def test_changed_frozen_backbone_or_weights_are_refused(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_mid_epoch_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     for index, moments in adam_expected.items():
         torch.testing.assert_close(adam_actual[index]["exp_avg"], moments["exp_avg"], rtol=0, atol=1e-6)
     assert actual["lr_schedulers"][0]["last_epoch"] == TOTAL_STEPS
-    assert abs(resumed.metrics["val/auc"] - full.metrics["val/auc"]) < 1e-9
+    assert abs(resumed.metrics["val/video/overall/auc"] - full.metrics["val/video/overall/auc"]) < 1e-9
     assert abs(resumed.metrics["val/loss"] - full.metrics["val/loss"]) < 1e-6
 
 

@@ -94,7 +94,7 @@ class TrainerConfig:
     num_nodes: int = 1
     seed: int = 0
     deterministic: bool = False
-    monitor: str = "val/auc"
+    monitor: str = "val/video/overall/auc"
     monitor_mode: str = "max"
     early_stopping_patience: int = 0
     checkpoint_every_n_steps: int = 500

@@ -8,10 +8,8 @@ and `tensorboard/` (logs). The same call works under `torchrun`: Lightning picks
 from __future__ import annotations
 
 import logging
-import math
 import os
 import warnings
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +18,8 @@ import torch
 import yaml
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-from sklearn.metrics import roc_auc_score
 
+from avforensics.eval.metrics import compute_detection_metrics
 from avforensics.models.registry import build_model
 from avforensics.train.config import ExperimentConfig, TrainerConfig, config_to_dict, save_config
 from avforensics.train.datamodule import ClipDataModule
@@ -62,7 +60,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
     model = build_model(config.model.name, config.model.config, **config.model.overrides)
     combiner = build_combiner(config.loss.combiner, **config.loss.combiner_options)
-    module = DetectorModule(model, config, combiner, video_auc_metrics)
+    module = DetectorModule(model, config, combiner, validation_metrics)
     data = ClipDataModule(config.data, seed=config.trainer.seed)
     checkpoints = _checkpoint_callbacks(config.trainer, run_dir)
     callbacks: list[pl.Callback] = [*checkpoints, RandomStateCheckpoint()]
@@ -116,27 +114,9 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     )
 
 
-def video_auc_metrics(table: dict[str, list]) -> dict[str, float]:
-    """AUC and accuracy at 0.5 of video scores (mean window p_fake, DESIGN.md), and window-level AUC."""
-    scores: dict[str, list[float]] = defaultdict(list)
-    labels: dict[str, int] = {}
-    for video, p_fake, label in zip(table["video_id"], table["p_fake"], table["label"], strict=True):
-        scores[video].append(p_fake)
-        labels[video] = max(labels.get(video, -1), label)
-    videos = [v for v in scores if labels[v] >= 0]
-    video_scores = [sum(scores[v]) / len(scores[v]) for v in videos]
-    video_labels = [labels[v] for v in videos]
-    known = [i for i, label in enumerate(table["label"]) if label >= 0]
-    return {
-        "auc": _auc(video_labels, video_scores),
-        "acc": sum((s >= 0.5) == bool(y) for s, y in zip(video_scores, video_labels, strict=True))
-        / max(len(videos), 1),
-        "window_auc": _auc([table["label"][i] for i in known], [table["p_fake"][i] for i in known]),
-    }
-
-
-def _auc(labels: list[int], scores: list[float]) -> float:
-    return float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else math.nan
+def validation_metrics(table: dict[str, list]) -> dict[str, float]:
+    """Every defined metric of the validation table, as `level/head[/subset]/metric` -> value."""
+    return compute_detection_metrics(table).scalars()
 
 
 def resolve_precision(precision: str) -> str:
