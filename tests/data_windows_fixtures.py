@@ -1,17 +1,14 @@
-"""A small synthetic corpus and its prepared cache, shared by the loader and preparation tests.
-
-Run as a script (`python data_windows_fixtures.py RECORDS.json OUT`), it prepares the records listed in
-RECORDS.json into OUT with two workers: the resume test starts it as a process group it can kill.
-"""
+"""A small synthetic corpus and its prepared cache, shared by the loader and preparation tests."""
 
 from __future__ import annotations
 
-import json
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from avforensics.data.adapters import get_adapter
 from avforensics.data.prepare import PrepareOptions, prepare_dataset
@@ -21,6 +18,7 @@ from avforensics.synth.corpus import generate_corpus
 
 CORPUS_VIDEOS = 4  # one scene in the four categories (RVRA, RVFA, FVRA, FVFA), two partially fake
 CORPUS_SEED = 3
+CORPUS_DURATIONS = (1.6, 2.4)  # seconds: 2 to 3 windows of 16 frames per video, quick to prepare
 #: small crops from frames downscaled to 96 px: the loaders' logic does not depend on the resolution
 OPTIONS = PrepareOptions(size=32, stride=4, max_side=96)
 
@@ -44,7 +42,7 @@ def synthetic_corpus(factory: pytest.TempPathFactory) -> tuple[Path, list[VideoR
     """(corpus root, its records, its prepared cache) for the session, made on first use."""
     if "corpus" not in _cache:
         root = factory.mktemp("windows_corpus")
-        generate_corpus(root, CORPUS_VIDEOS, CORPUS_SEED)
+        generate_corpus(root, CORPUS_VIDEOS, CORPUS_SEED, durations=CORPUS_DURATIONS)
         records = get_adapter("synthetic").records(root)
         prepared = root / "prepared"
         prepare_dataset(records, prepared, OPTIONS, dataset="synthetic", detector_factory=CentreFaceDetector)
@@ -52,20 +50,12 @@ def synthetic_corpus(factory: pytest.TempPathFactory) -> tuple[Path, list[VideoR
     return _cache["corpus"]
 
 
-def write_records(records: list[VideoRecord], path: Path) -> Path:
-    path.write_text(json.dumps([record.to_dict() for record in records]), encoding="utf-8")
-    return path
-
-
-def _prepare_listed(records_path: str, out: str) -> None:
-    import torch
-
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Tests share two cores with other jobs, and forked processes must not inherit a busy OpenMP pool."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    records = [VideoRecord.from_dict(item) for item in json.loads(Path(records_path).read_text("utf-8"))]
-    prepare_dataset(
-        records, out, OPTIONS, dataset="synthetic", workers=2, detector_factory=CentreFaceDetector
-    )
-
-
-if __name__ == "__main__":
-    _prepare_listed(*sys.argv[1:3])
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

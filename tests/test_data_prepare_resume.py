@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import data_windows_fixtures as wx
 import numpy as np
 import pytest
-import torch
 
 from avforensics.data.prepare import PreparedStore, prepare_dataset
 
 VIDEOS = 40
 KILL_AFTER = 6  # entries written before the kill
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with wx.one_torch_thread():
+        yield
 
 
 @pytest.fixture()
@@ -38,17 +42,24 @@ def forty_videos(tmp_path_factory, tmp_path):
     return videos
 
 
+def prepare_in_own_process_group(records, out):
+    os.setpgrp()  # its two workers join this group, so one killpg stops the whole run
+    prepare_dataset(records, out, wx.OPTIONS, dataset="synthetic", workers=2,
+                    detector_factory=wx.CentreFaceDetector)
+
+
 def test_prepare_killed_midway_then_resumed_equals_an_uninterrupted_run(forty_videos, tmp_path):
-    torch.set_num_threads(1)  # the resumed run forks its workers from this process
-    listing = wx.write_records(forty_videos, tmp_path / "records.json")
     killed = tmp_path / "killed"
-    run = subprocess.Popen([sys.executable, wx.__file__, str(listing), str(killed)], start_new_session=True)
+    run = multiprocessing.get_context("fork").Process(
+        target=prepare_in_own_process_group, args=(forty_videos, killed)
+    )
+    run.start()
     deadline = time.monotonic() + 120
     while len(list(killed.glob("items/*/*.json"))) < KILL_AFTER and time.monotonic() < deadline:
-        assert run.poll() is None, "the preparation ended before it could be killed"
+        assert run.is_alive(), "the preparation ended before it could be killed"
         time.sleep(0.01)
-    os.killpg(run.pid, signal.SIGKILL)  # the whole process group: the run and its two workers
-    run.wait()
+    os.killpg(run.pid, signal.SIGKILL)
+    run.join()
     done = len(list(killed.glob("items/*/*.json")))
     assert KILL_AFTER <= done < VIDEOS and not (killed / "manifest.jsonl").exists()
 

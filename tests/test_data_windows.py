@@ -32,11 +32,8 @@ T, SIZE, SPF = 16, 32, 640  # frames per window, frame side, audio samples per f
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tests share two cores with other jobs; torch's thread pool only adds contention here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with wx.one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
