@@ -251,6 +251,9 @@ def compute_detection_metrics(
     the threshold of the whole set.
     """
     check_table(table)
+    unknown = sorted(set(by) - {"category", "method"})
+    if unknown:
+        raise ValueError(f"subsets can be by 'category' and/or 'method', not {unknown}")
     thresholds = dict(thresholds or {})
     report = DetectionReport()
     for head in HEADS:
@@ -277,9 +280,9 @@ def _add_rows(report: DetectionReport, level: str, head: str, scored: Scored, th
     report.rows.append(MetricsRow(level, head, "all", overall))
     whole_set_threshold = None if isinstance(overall.threshold, MetricUndefined) else overall.threshold
     for column in by:
-        values = {"category": scored.categories, "method": scored.methods}[column]
-        for value in sorted({str(v) for v in values}):
-            mask = np.array([str(v) == value for v in values], dtype=bool)
+        values = {"category": scored.categories, "method": scored.methods}[column].astype(str)
+        for value in np.unique(values).tolist():
+            mask = values == value
             metrics = binary_metrics(scored.labels[mask], scored.scores[mask], whole_set_threshold)
             report.rows.append(MetricsRow(level, head, f"{column}={value}", metrics))
 
