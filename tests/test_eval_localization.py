@@ -9,6 +9,7 @@ import pytest
 from avforensics.eval.localization import (
     average_precision,
     average_recall,
+    detection_metrics_from_scores,
     iou_1d,
     localization_metrics,
     proposals_from_scores,
@@ -104,3 +105,12 @@ def test_proposals_from_scores():
     assert proposals_from_scores(sliding, 0.95) == []
     with pytest.raises(ValueError, match="ordered by start"):
         proposals_from_scores([(2, 3, 0.9), (1, 2, 0.9)], 0.5)
+
+
+def test_detection_metrics_from_score_file(tmp_path):
+    path = write_scores({"a.mp4": 0.7, "b.mp4": 0.4, "c.mp4": 0.5, "extra.mp4": 0.1}, tmp_path / "s.txt")
+    metrics = detection_metrics_from_scores(read_scores(path), TRUTH)  # a, b fake (segments), c real
+    assert (metrics.n, metrics.n_fake) == (3, 2)
+    assert metrics.auc == pytest.approx(0.5) and metrics.acc == pytest.approx(1 / 3)
+    with pytest.raises(KeyError, match="1 labelled files have no score"):
+        detection_metrics_from_scores({"a.mp4": 0.7, "b.mp4": 0.4}, TRUTH)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from avforensics.eval.metrics import MetricUndefined, Value
+from avforensics.eval.metrics import BinaryMetrics, MetricUndefined, Value, binary_metrics
 
 Proposal = tuple[float, float, float]  # (confidence, start, end)
 Proposals = dict[str, list[Proposal]]
@@ -96,6 +96,17 @@ def localization_metrics(
     aps = average_precision(proposals, ground_truth, fps=fps)
     ars = average_recall(proposals, ground_truth, fps=fps)
     return {**{f"ap@{t}": v for t, v in aps.items()}, **{f"ar@{n}": v for n, v in ars.items()}}
+
+
+def detection_metrics_from_scores(
+    scores: Mapping[str, float], ground_truth: Mapping[str, Sequence[tuple[float, float]]]
+) -> BinaryMetrics:
+    """Metrics of a `file;score` table: a file is fake iff it has a fake segment (as in the package)."""
+    missing = [file for file in ground_truth if file not in scores]
+    if missing:
+        raise KeyError(f"{len(missing)} labelled files have no score: {missing[:3]}")
+    labels = [int(len(segments) > 0) for segments in ground_truth.values()]
+    return binary_metrics(labels, [scores[file] for file in ground_truth])
 
 
 def proposals_from_scores(
