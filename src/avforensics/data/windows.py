@@ -26,7 +26,7 @@ from avforensics.data.prepare import PreparedStore, PrepareOptions, _load_frames
 from avforensics.data.records import FAKE, REAL, VideoRecord
 from avforensics.data.silence import trim_clip
 from avforensics.features.image import clip_preprocess
-from avforensics.media.clips import ClipWindow, plan_windows, samples_per_frame
+from avforensics.media.clips import ClipWindow, Policy, plan_windows, samples_per_frame
 from avforensics.media.errors import MediaError
 from avforensics.media.faces import FaceDetector, extract_faces
 
@@ -265,7 +265,8 @@ class WindowDataset(Dataset):
                     log.warning("left out: %s", error)
                     continue
             if count == 0:
-                log.warning("left out: %s has no frames", self.source.records[index].path)
+                trimmed = " after trimming its leading silence" if self.trim_silence else ""
+                log.warning("left out: %s has no frames%s", self.source.records[index].path, trimmed)
                 continue
             videos.append(index)
             counts.append(count)
@@ -273,17 +274,19 @@ class WindowDataset(Dataset):
 
     def _planned_windows(self) -> list[tuple[int, int, ClipWindow]]:
         """(video position, window number in that video, window) of every window, video by video."""
-        policy = "sliding" if self.policy == "sliding" else "consecutive"
+        policy: Policy = "sliding" if self.policy == "sliding" else "consecutive"
         return [
             (position, number, window)
             for position, count in enumerate(self.frame_counts)
             for number, window in enumerate(self._plan(count, policy, rng=None))
         ]
 
-    def _plan(self, count: int, policy: str, rng: np.random.Generator | None) -> list[ClipWindow]:
+    def _plan(self, count: int, policy: Policy, rng: np.random.Generator | None) -> list[ClipWindow]:
+        """Windows in frame numbers (only `start_frame` and `n_frames` are used: audio follows the video's
+        own samples per frame); a video shorter than a window gets one window from frame 0, to be padded."""
         if count < self.clip_frames:
             return [ClipWindow(0, self.clip_frames)]
-        return plan_windows(count, self.clip_frames, policy, stride=self.stride, rng=rng)  # type: ignore[arg-type]
+        return plan_windows(count, self.clip_frames, policy, stride=self.stride, rng=rng)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random windows `__getitem__` returns."""
