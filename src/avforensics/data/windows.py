@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 WindowPolicy = Literal["random", "all", "consecutive", "sliding"]
 POLICIES: tuple[str, ...] = ("random", "all", "consecutive", "sliding")
 DEFAULT_CACHE_BYTES = 512 * 2**20
+SMALL_CORPUS = 500  # videos: beyond this, decoding on the fly is worth a warning
 UNKNOWN_FRAME = -1  # frame label of padding frames and of videos whose label is unknown
 _BORDER = 1e-6  # seconds: frame times this close to a fake period's border count as on it
 
@@ -130,6 +131,12 @@ class DecodedVideos:
         detector_factory: Callable[[], FaceDetector] | None = None,
     ) -> None:
         self.records = list(records)
+        if len(self.records) > SMALL_CORPUS:
+            log.warning(
+                "decoding %d videos and detecting their faces on the fly, each process on its own; for a "
+                "corpus this size run `avforensics prepare` once and read its cache instead",
+                len(self.records),
+            )
         self.options = options or PrepareOptions()
         if self.options.trim_silence:
             raise ValueError("DecodedVideos: trim leading silence with WindowDataset(trim_silence=True)")
