@@ -1,0 +1,127 @@
+"""`avforensics evaluate RUN_DIR_OR_CHECKPOINT --out DIR`, `avforensics benchmark-protocol CONFIG --out DIR`.
+
+evaluate: score one part of a split (default test) and write predictions, metric tables and plots.
+benchmark-protocol: train and evaluate one model per held-out category/method and write the paper table.
+Both return 0 on success, and 1 with the error's message (naming the file or setting) when the inputs
+cannot be evaluated; run with -v for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from avforensics.eval.aggregate import HEADS
+from avforensics.eval.metrics import LEVELS
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate", help="score a trained detector on a split part: predictions, tables, ROC/PR plots")
+    evaluate.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT",
+                          help="run directory (its best checkpoint, else last) or a checkpoint file")
+    evaluate.add_argument("--out", required=True, help="output folder")
+    evaluate.add_argument("--data", metavar="[DATASET=]ROOT",
+                          help="dataset folder, optionally prefixed by its adapter (default: as trained)")
+    evaluate.add_argument("--prepared", metavar="DIR", help="cache written by avforensics prepare")
+    split = evaluate.add_mutually_exclusive_group()
+    split.add_argument("--protocol", metavar="NAME", help="protocol of the split (default: as trained)")
+    split.add_argument("--split-file", metavar="F", help="saved split (CSV or JSON) instead of a protocol")
+    evaluate.add_argument("--part", default="test", choices=("train", "val", "test"), help="part to score")
+    evaluate.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
+        help="change a data setting, value parsed as YAML (repeatable), e.g. "
+             "data.options.protocol_params.held_out=RVFA")
+    _common_options(evaluate)
+    evaluate.set_defaults(run=run_evaluate)
+
+    benchmark = subparsers.add_parser(
+        "benchmark-protocol",
+        help="train + evaluate one model per held-out category/method; one paper-style table (resumable)")
+    benchmark.add_argument("config", nargs="?", help="experiment YAML (see configs/)")
+    benchmark.add_argument("--out", help="output folder: runs/<held out>/ and table.md/.csv/.json")
+    benchmark.add_argument("--table", metavar="NAME", help="a named paper table (see --list)")
+    benchmark.add_argument("--protocol", metavar="NAME", help="leave-one-out protocol, with --held-out")
+    benchmark.add_argument("--held-out", metavar="A,B,...", help="held-out values (default: the table's)")
+    benchmark.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a config value by dotted path (repeatable)")
+    benchmark.add_argument("--part", default="test", choices=("val", "test"), help="part each row scores")
+    benchmark.add_argument("--level", default="video", choices=[lv for lv in LEVELS if lv != "frame"],
+                           help="metrics level of the rows")
+    benchmark.add_argument("--head", default="overall", choices=tuple(HEADS), help="head of the rows")
+    benchmark.add_argument("--list", action="store_true", help="list the named tables and exit")
+    _common_options(benchmark)
+    benchmark.set_defaults(run=run_benchmark_protocol)
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: the config's)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
+
+
+def parse_data_argument(text: str) -> tuple[str, str]:
+    """`[DATASET=]ROOT` -> (dataset or "", root)."""
+    dataset, sep, root = text.partition("=")
+    if not sep:
+        return "", text
+    if not dataset or not root:
+        raise ValueError(f"--data {text!r}: expected ROOT or DATASET=ROOT")
+    return dataset, root
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    # Imported here so `avforensics --help` does not pay for importing torch and Lightning.
+    from avforensics.eval.evaluate import DataSelection, evaluate
+
+    dataset, root = parse_data_argument(args.data) if args.data else ("", "")
+    selection = DataSelection(dataset=dataset, root=root, prepared=args.prepared or "",
+                              protocol=args.protocol or "", split_file=args.split_file or "",
+                              overrides=tuple(args.overrides))
+    try:
+        result = evaluate(args.source, args.out, data=selection, part=args.part, batch_size=args.batch_size,
+                          device=args.device, plots=args.plots)
+    except (OSError, ValueError, KeyError) as error:
+        log.error("evaluate %s: %s", args.source, error, exc_info=args.verbose)
+        return 1
+    print((Path(args.out) / "metrics.md").read_text(encoding="utf-8"))
+    log.info("wrote %d files to %s", len(result.files), args.out)
+    return 0
+
+
+def run_benchmark_protocol(args: argparse.Namespace) -> int:
+    from avforensics.eval.benchmark import BENCHMARKS, run_benchmark
+    from avforensics.train.config import load_config
+
+    if args.list:
+        for benchmark in BENCHMARKS.values():
+            print(f"{benchmark.name}: {benchmark.protocol} over {', '.join(benchmark.held_out)}\n"
+                  f"    {benchmark.description}")
+        return 0
+    if not args.config or not args.out:
+        raise SystemExit("benchmark-protocol: CONFIG and --out are required (or --list)")
+    if bool(args.table) == bool(args.protocol):
+        raise SystemExit("benchmark-protocol: give --table NAME or --protocol NAME --held-out A,B,...")
+    if args.table:
+        if args.table not in BENCHMARKS:
+            raise SystemExit(f"benchmark-protocol: unknown table {args.table!r}; known: {sorted(BENCHMARKS)}")
+        named = BENCHMARKS[args.table]
+        protocol, held_out, title = named.protocol, named.held_out, named.description
+    else:
+        protocol, title = args.protocol, ""
+        held_out = ()
+    if args.held_out:
+        held_out = tuple(value.strip() for value in args.held_out.split(",") if value.strip())
+    try:
+        config = load_config(args.config, args.overrides)
+        table = run_benchmark(config, args.out, protocol=protocol, held_out=held_out, title=title,
+                              part=args.part, level=args.level, head=args.head, batch_size=args.batch_size,
+                              device=args.device, plots=args.plots)
+    except (OSError, ValueError, KeyError) as error:
+        log.error("benchmark-protocol %s: %s", args.config, error, exc_info=args.verbose)
+        return 1
+    print(table.to_markdown())
+    return 0

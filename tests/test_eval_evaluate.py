@@ -1,0 +1,161 @@
+"""`evaluate` (predictions, tables, plots, thresholds) and the protocol runner, on briefly trained toys."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from eval_fixtures import method_config
+from sklearn.metrics import roc_auc_score
+
+import avforensics.eval.benchmark as benchmark
+from avforensics.cli import main
+from avforensics.eval.benchmark import BenchmarkError, run_benchmark
+from avforensics.eval.evaluate import DataSelection, evaluate
+from avforensics.eval.metrics import compute_detection_metrics
+from avforensics.eval.predictions import read_predictions
+from avforensics.train.run import train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of the per-frame toy detector on a random 60/20/20 split (val part present)."""
+    run_dir = tmp_path_factory.mktemp("eval_run") / "run"
+    train(method_config(model="toy_av_frames"), run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("evaluation")
+    evaluate(trained, out)
+    return out
+
+
+def _rows(path: Path) -> dict[tuple[str, str, str], dict]:
+    rows = json.loads(path.read_text())["rows"]
+    return {(row["level"], row["head"], row["subset"]): row for row in rows}
+
+
+def test_evaluate_writes_predictions_tables_and_plots(evaluated: Path) -> None:
+    for name in ("predictions.csv", "predictions.json", "videos.csv", "metrics.md", "metrics.csv",
+                 "metrics.json", "summary.json", "validation/predictions.json", "validation/metrics.json"):
+        assert (evaluated / name).is_file(), name
+    for kind in ("roc", "pr", "hist"):
+        for level in ("window", "video"):
+            for head in ("overall", "video", "audio"):
+                png = evaluated / "plots" / f"{kind}_{level}_{head}.png"
+                assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    table = read_predictions(evaluated / "predictions.csv")
+    # 40 videos, random stratified 20% test: 8 videos, each cut into its 2 windows.
+    assert len(table["video_id"]) == 16 and len(set(table["video_id"])) == 8
+    assert sorted(table["window"]) == [0] * 8 + [1] * 8
+    assert read_predictions(evaluated / "predictions.json") == table
+    summary = json.loads((evaluated / "summary.json").read_text())
+    assert summary["checkpoint"].endswith(".ckpt") and "/best-step=" in summary["checkpoint"]
+    assert (summary["windows"], summary["videos"], summary["window_policy"]) == (16, 8, "all")
+
+
+def test_tables_equal_metrics_recomputed_from_written_predictions(evaluated: Path) -> None:
+    validation = read_predictions(evaluated / "validation" / "predictions.json")
+    thresholds = compute_detection_metrics(validation).thresholds()
+    expected = compute_detection_metrics(read_predictions(evaluated / "predictions.csv"), thresholds)
+    written = _rows(evaluated / "metrics.json")
+    assert len(written) == len(expected.rows)
+    for row in expected.rows:
+        saved = written[(row.level, row.head, row.subset)]
+        assert saved["threshold_source"] == "validation part"
+        assert (saved["n"], saved["n_fake"]) == (row.metrics.n, row.metrics.n_fake)
+        for name, value in row.metrics.values().items():
+            if isinstance(value, float):
+                assert saved[name] == pytest.approx(value, abs=1e-12), (row, name)
+            else:
+                assert saved[name] == {"undefined": value.reason}
+    # Frame level: every frame of the 16 windows (4 frames each) is labelled, as the video it belongs to.
+    assert written[("frame", "overall", "all")]["n"] == 64
+    markdown = (evaluated / "metrics.md").read_text()
+    assert f"- video/overall: {thresholds['video/overall']:.3f} (validation part)" in markdown
+    assert "### Frame level" in markdown and "| overall | method=bright |" in markdown
+
+
+def test_video_score_is_the_mean_of_its_window_probabilities(evaluated: Path) -> None:
+    table = read_predictions(evaluated / "predictions.csv")
+    windows: dict[str, list[float]] = defaultdict(list)
+    labels: dict[str, int] = {}
+    for video, score, label in zip(table["video_id"], table["p_fake"], table["label"], strict=True):
+        windows[video].append(score)
+        labels[video] = label
+    means = {video: sum(scores) / len(scores) for video, scores in windows.items()}
+    videos = (evaluated / "videos.csv").read_text().splitlines()
+    assert videos[0].startswith("video_id,windows,p_fake,")
+    for line in videos[1:]:
+        video, count, p_fake = line.split(",")[:3]
+        assert int(count) == 2 and float(p_fake) == pytest.approx(means[video], abs=1e-12)
+    ids = sorted(means)
+    auc = roc_auc_score([labels[v] for v in ids], [means[v] for v in ids])
+    assert _rows(evaluated / "metrics.json")[("video", "overall", "all")]["auc"] == pytest.approx(auc)
+
+
+def test_without_a_validation_part_acc_uses_half_and_says_so(trained: Path, tmp_path: Path) -> None:
+    no_val = DataSelection(overrides=("data.options.protocol_params={train: 0.7, val: 0.0, test: 0.3}",))
+    result = evaluate(trained, tmp_path, data=no_val, plots=False)
+    assert set(result.thresholds.values.values()) == {0.5}
+    for row in json.loads((tmp_path / "metrics.json").read_text())["rows"]:
+        assert row["threshold_source"].startswith("0.5: no validation part")
+        assert row["acc_tuned"] == row["acc"] and row["threshold"] == 0.5
+    assert not (tmp_path / "validation").exists()
+    assert "0.500 (0.5: no validation part" in (tmp_path / "metrics.md").read_text()
+
+
+def test_cli_evaluates_a_part_and_reports_a_missing_run(trained: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "val"
+    code = main(["evaluate", str(trained), "--out", str(out), "--data", "toy_av_methods=unused-root",
+                 "--part", "val", "--no-plots"])
+    assert code == 0
+    rows = _rows(out / "metrics.json")
+    assert rows[("window", "overall", "all")]["n"] == 16  # 20% of 40 videos, 2 windows each
+    assert rows[("window", "overall", "all")]["threshold_source"] == (
+        "0.5: evaluating the validation part itself")
+    assert main(["evaluate", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 1
+    assert "neither a checkpoint file nor a run directory" in caplog.text
+
+
+def test_protocol_runner_one_row_per_held_out_method_average_and_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = method_config(protocol="leave-one-method-out", params={}, epochs=1)
+    table = run_benchmark(config, tmp_path, protocol="leave-one-method-out", held_out=["bright", "tone"],
+                          plots=False)
+    assert [row.name for row in table.rows] == ["bright", "tone"]
+    for row in table.rows:
+        evaluation = tmp_path / "runs" / row.name / "evaluation"
+        saved = _rows(evaluation / "metrics.json")[("video", "overall", "all")]
+        expected = (saved["n"], saved["acc_tuned"], saved["auc"], saved["ap"])
+        assert (row.n, row.acc, row.auc, row.ap) == expected
+        methods = set(read_predictions(evaluation / "predictions.json")["method"])
+        assert methods == {"real", row.name, "bright+tone"}  # held-out fakes and real videos only
+    written = json.loads((tmp_path / "table.json").read_text())
+    assert written["average"]["auc"] == pytest.approx((table.rows[0].auc + table.rows[1].auc) / 2)
+    assert [line.split(",")[0] for line in (tmp_path / "table.csv").read_text().splitlines()] == [
+        "name", "bright", "tone", "average"]
+    assert "| **average** |" in (tmp_path / "table.md").read_text()
+
+    # Rerun: finished rows are read back, not retrained; a row whose row.json is gone is redone (resumed).
+    (tmp_path / "runs" / "tone" / "row.json").unlink()
+    calls: list[tuple[str, bool]] = []
+
+    def counting_train(config, run_dir, resume=False):
+        calls.append((Path(run_dir).name, resume))
+        return train(config, run_dir, resume=resume)
+
+    monkeypatch.setattr(benchmark, "train", counting_train)
+    again = run_benchmark(config, tmp_path, protocol="leave-one-method-out", held_out=["bright", "tone"],
+                          plots=False)
+    assert calls == [("tone", True)]
+    assert again.rows == table.rows
+    changed = method_config(protocol="leave-one-method-out", params={}, epochs=2)
+    with pytest.raises(BenchmarkError, match="different config"):
+        run_benchmark(changed, tmp_path, protocol="leave-one-method-out", held_out=["bright"], plots=False)
