@@ -16,6 +16,7 @@ COMMAND_MODULES: list[str] = [
     "avforensics.data.cli",
     "avforensics.synth.cli",
     "avforensics.train.cli",
+    "avforensics.eval.cli",
 ]
 
 
