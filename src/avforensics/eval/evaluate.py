@@ -69,7 +69,8 @@ class DataSelection:
             data["dataset"] = self.dataset
         if self.root:
             data["root"] = self.root
-            options.pop("prepared", None)
+            if options.pop("prepared", None) and not self.prepared:
+                log.info("new data root %s: training cache not used (see --prepared)", self.root)
         if self.prepared:
             options["prepared"] = self.prepared
         if self.protocol:

@@ -68,7 +68,10 @@ def read_predictions(path: str | Path) -> PredictionTable:
         table = {c: [_parse_csv_cell(c, row[c], path) for row in rows] for c in names}
     else:
         raise TableError(f"{path}: expected a .json or .csv prediction table")
-    check_table(table)
+    try:
+        check_table(table)
+    except TableError as error:
+        raise TableError(f"{path}: {error}") from None
     return table
 
 
