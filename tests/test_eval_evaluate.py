@@ -16,6 +16,7 @@ from avforensics.eval.benchmark import BenchmarkError, run_benchmark
 from avforensics.eval.evaluate import DataSelection, evaluate
 from avforensics.eval.metrics import compute_detection_metrics
 from avforensics.eval.predictions import read_predictions
+from avforensics.train.config import save_config
 from avforensics.train.run import train
 
 
@@ -159,3 +160,25 @@ def test_protocol_runner_one_row_per_held_out_method_average_and_resume(
     changed = method_config(protocol="leave-one-method-out", params={}, epochs=2)
     with pytest.raises(BenchmarkError, match="different config"):
         run_benchmark(changed, tmp_path, protocol="leave-one-method-out", held_out=["bright"], plots=False)
+
+
+def test_cli_lists_tables_and_runs_a_named_table_with_chosen_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["benchmark-protocol", "--list"]) == 0
+    listing = capsys.readouterr().out
+    categories = "RVFA, FVRA-WL, FVFA-FS, FVFA-GAN, FVFA-WL"
+    assert f"fakeavceleb-categories: leave-one-category-out over {categories}" in listing
+    assert "synthetic-methods: leave-one-method-out over faceswap," in listing
+    config = tmp_path / "config.yaml"
+    save_config(method_config(protocol="leave-one-method-out", params={}, epochs=1), config)
+    out = tmp_path / "table"
+    code = main(["benchmark-protocol", str(config), "--table", "synthetic-methods", "--held-out", "tone",
+                 "--out", str(out), "--no-plots", "--head", "audio"])
+    assert code == 0
+    written = json.loads((out / "table.json").read_text())
+    assert (written["head"], [row["name"] for row in written["rows"]]) == ("audio", ["tone"])
+    assert written["details"]["protocol"] == "leave-one-method-out"
+    assert "| tone |" in capsys.readouterr().out
+    assert main(["benchmark-protocol", str(config), "--table", "nope", "--out", str(out)]) == 2
+    assert main(["benchmark-protocol", str(config), "--out", str(out)]) == 2

@@ -2,8 +2,8 @@
 
 evaluate: score one part of a split (default test) and write predictions, metric tables and plots.
 benchmark-protocol: train and evaluate one model per held-out category/method and write the paper table.
-Both return 0 on success, and 1 with the error's message (naming the file or setting) when the inputs
-cannot be evaluated; run with -v for the traceback.
+Both return 0 on success, 1 with the error's message (naming the file or setting) when the inputs cannot
+be evaluated (run with -v for the traceback), 2 for contradictory or missing options.
 """
 
 from __future__ import annotations
@@ -102,12 +102,12 @@ def run_benchmark_protocol(args: argparse.Namespace) -> int:
                   f"    {benchmark.description}")
         return 0
     if not args.config or not args.out:
-        raise SystemExit("benchmark-protocol: CONFIG and --out are required (or --list)")
+        return _usage_error("CONFIG and --out are required (or --list)")
     if bool(args.table) == bool(args.protocol):
-        raise SystemExit("benchmark-protocol: give --table NAME or --protocol NAME --held-out A,B,...")
+        return _usage_error("give --table NAME, or --protocol NAME --held-out A,B,...")
     if args.table:
         if args.table not in BENCHMARKS:
-            raise SystemExit(f"benchmark-protocol: unknown table {args.table!r}; known: {sorted(BENCHMARKS)}")
+            return _usage_error(f"unknown table {args.table!r}; known: {sorted(BENCHMARKS)}")
         named = BENCHMARKS[args.table]
         protocol, held_out, title = named.protocol, named.held_out, named.description
     else:
@@ -125,3 +125,9 @@ def run_benchmark_protocol(args: argparse.Namespace) -> int:
         return 1
     print(table.to_markdown())
     return 0
+
+
+def _usage_error(message: str) -> int:
+    """Exit code 2, as argparse gives for other usage errors."""
+    log.error("benchmark-protocol: %s", message)
+    return 2
