@@ -1,0 +1,57 @@
+"""configs/avprompt: every table row loads, builds (on the meta device) and switches what its name says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from avforensics.models.avprompt import AVPromptDetector
+from avforensics.models.registry import build_model
+from avforensics.train.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "avprompt"
+PAPER_LOSSES = {"video", "audio", "fused", "cmfm"}
+
+# config file -> (model overrides, loss weights, loss terms the model returns)
+EXPECTED = {
+    "paper.yaml": ({}, {}, PAPER_LOSSES),
+    "table2_cross_manipulation.yaml": ({}, {}, PAPER_LOSSES),
+    "table4_audio_branch.yaml": ({"branches": ["audio"]}, {}, {"audio"}),
+    "table4_visual_branch.yaml": ({"branches": ["visual"]}, {}, {"video"}),
+    "table4_no_cmfm.yaml": ({}, {"cmfm": 0.0}, PAPER_LOSSES),
+    "table5_no_audio_loss.yaml": ({}, {"audio": 0.0}, PAPER_LOSSES),
+    "table5_no_video_loss.yaml": ({}, {"video": 0.0}, PAPER_LOSSES),
+    "table5_vpt_replacing.yaml": ({"visual_prompt_mode": "replace"}, {}, PAPER_LOSSES),
+    "table5_segment_level_loss.yaml": ({"cmfm_level": "segment"}, {}, PAPER_LOSSES),
+    "small.yaml": ({}, {}, PAPER_LOSSES),
+}
+
+
+def test_every_config_file_is_listed() -> None:
+    assert sorted(path.name for path in CONFIGS.glob("*.yaml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_config_builds_its_table_row(name: str) -> None:
+    overrides, weights, losses = EXPECTED[name]
+    config = load_config(CONFIGS / name)
+    assert config.model.name == "avprompt"
+    assert config.model.overrides == overrides and config.loss.weights == weights
+    with torch.device("meta"):
+        model = build_model(config.model.name, config.model.config, **config.model.overrides)
+    assert isinstance(model, AVPromptDetector)
+    assert config.data.clip_frames == model.num_frames
+    assert set(weights) <= losses  # the engine refuses weights for terms the model does not return
+    expected_terms = {"visual": {"video"}, "audio": {"audio"}}
+    terms = set().union(*(expected_terms[b] for b in model.branches))
+    assert terms | ({"fused", "cmfm"} if model.fused else set()) == losses
+
+
+def test_paper_schedule_is_the_papers() -> None:
+    config = load_config(CONFIGS / "paper.yaml")
+    assert (config.optim.optimizer, config.optim.lr, config.optim.epochs) == ("adam", 1e-4, 15)
+    assert (config.optim.schedule, config.optim.milestones, config.optim.gamma) == ("multistep", [12], 0.1)
+    assert (config.data.clip_frames, config.data.protocol) == (16, "ethnicity")
+    assert AVPromptDetector.configs["paper"]["train_clip"] is False
