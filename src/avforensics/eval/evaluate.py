@@ -34,7 +34,7 @@ from avforensics.models.base import DetectorModel
 from avforensics.train.checkpoint import load_model_from_checkpoint
 from avforensics.train.config import ExperimentConfig, apply_override, config_from_dict, config_to_dict
 from avforensics.train.data import ClipDataset, build_dataset, collate_windows
-from avforensics.train.module import PREDICTION_COLUMNS, gather_rows, prediction_rows
+from avforensics.train.module import PREDICTION_COLUMNS, prediction_rows
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ def predict(model: DetectorModel, dataset: ClipDataset, batch_size: int, device:
             for row, row_scores, row_labels in zip(batch_rows, scores, labels, strict=True):
                 row.update(zip(FRAME_COLUMNS, (row_scores, row_labels), strict=True))
         rows.extend(batch_rows)
-    rows = gather_rows(rows)
+    # One process scores the whole part, so no gathering across ranks: only the engine's row order.
+    rows.sort(key=lambda row: (row["video_id"], row["window"]))
     frame_columns = [c for c in FRAME_COLUMNS if rows and c in rows[0]]
     columns = [*PREDICTION_COLUMNS, *frame_columns]
     return {column: [row[column] for row in rows] for column in columns}
