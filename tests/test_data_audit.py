@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avforensics.cli import COMMAND_MODULES
-from avforensics.data.audit import VideoStats, rank_auc, summarize
+from avforensics.data.audit import VideoStats, summarize
 from avforensics.data.cli import register
 from avforensics.data.silence import (
     frame_offset,
@@ -78,12 +78,18 @@ def test_summary_auc_of_each_statistic_alone():
     assert [video.id for video in report.failed] == ["bad"]
 
 
-def test_rank_auc_matches_the_pairwise_definition_with_ties():
+def test_statistic_auc_matches_the_pairwise_definition_with_ties():
     rng = np.random.default_rng(1)
     positive, scores = rng.random(40) > 0.5, rng.integers(0, 5, 40).astype(float)
+    videos = [
+        VideoStats(f"v{i}", int(fake), "X", True, 1.0, float(score), -20.0)
+        for i, (fake, score) in enumerate(zip(positive, scores, strict=True))
+    ]
     pairs = [(p, n) for p in scores[positive] for n in scores[~positive]]
     expected = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
-    assert rank_auc(positive, scores) == pytest.approx(expected)
+    assert summarize("toy", videos).auc["leading_silence"] == pytest.approx(expected)
+    only_real = [video for video in videos if video.label == 0]
+    assert summarize("toy", only_real).auc == dict.fromkeys(("duration", "leading_silence", "loudness_db"))
 
 
 def test_audit_command_on_decoded_videos(tmp_path, capsys):

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from avforensics.data.decoding import decode_collecting_warnings
 from avforensics.data.records import FAKE, REAL, VideoRecord
@@ -162,20 +163,13 @@ def _describe(videos: list[VideoStats]) -> dict[str, dict[str, float]]:
 
 
 def _auc(videos: list[VideoStats], name: str) -> float | None:
-    """ROC-AUC of the statistic as a fake score; None when a class is missing."""
+    """ROC-AUC of the statistic as a fake score (ties count half); None, shown as "n/a", when one class
+    has no value for it, since an AUC needs both."""
     pairs = [(video.label, getattr(video, name)) for video in videos if getattr(video, name) is not None]
     labels = np.array([label for label, _ in pairs])
     if len(set(labels.tolist())) < 2:
         return None
-    return rank_auc(labels == FAKE, np.array([score for _, score in pairs], dtype=np.float64))
-
-
-def rank_auc(positive: np.ndarray, scores: np.ndarray) -> float:
-    """ROC-AUC as the Mann-Whitney U statistic, ties counted half (kept here to avoid importing sklearn)."""
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(labels == FAKE, np.array([score for _, score in pairs], dtype=np.float64)))
 
 
 def format_report(report: AuditReport) -> str:
