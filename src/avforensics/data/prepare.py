@@ -85,10 +85,15 @@ def _write_json(path: Path, data: Any) -> None:
     _atomic_write(path, lambda handle: handle.write(json.dumps(data, sort_keys=True)), mode="w")
 
 
-def _load_frames_and_audio(
+def load_frames_and_audio(
     record: VideoRecord, options: PrepareOptions
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """Frames (T, H, W, 3) uint8 at options.fps and mono audio at options.sample_rate (None if absent)."""
+    """Frames (T, H, W, 3) uint8 at options.fps, mono audio at options.sample_rate (None if absent) and
+    the decoder's warnings of one record, before any face work.
+
+    Shared by preparation and by on-the-fly loading (data.windows), so both read a record the same way:
+    a video file, or IDForge's stored frames (`extra["format"] == "frames_npy"`) with a separate audio file.
+    """
     decode_options = {
         "fps": options.fps,
         "sample_rate": options.sample_rate,
@@ -120,7 +125,7 @@ def prepare_record(record: VideoRecord, out: Path, options: PrepareOptions, dete
         "record": record.to_dict(),
     }
     try:
-        frames, audio, entry["warnings"] = _load_frames_and_audio(record, options)
+        frames, audio, entry["warnings"] = load_frames_and_audio(record, options)
         seconds_trimmed = 0.0
         if options.trim_silence and audio is not None:
             frames, audio, seconds_trimmed = trim_clip(frames, audio, options.fps, options.sample_rate)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avforensics.data.prepare import PreparedStore, PrepareOptions, _load_frames_and_audio
+from avforensics.data.prepare import PreparedStore, PrepareOptions, load_frames_and_audio
 from avforensics.data.records import FAKE, REAL, VideoRecord
 from avforensics.data.silence import trim_clip
 from avforensics.features.image import clip_preprocess
@@ -149,7 +149,7 @@ class DecodedVideos:
     def load(self, index: int) -> VideoArrays:
         record = self.records[index]
         try:
-            frames, audio, warnings = _load_frames_and_audio(record, self.options)
+            frames, audio, warnings = load_frames_and_audio(record, self.options)
             crops = extract_faces(frames, self._face_detector(), self.options.tracker(), source=record.path)
         except (MediaError, OSError, ValueError) as error:
             raise VideoLoadError(f"{record.path}: {type(error).__name__}: {error}") from error
