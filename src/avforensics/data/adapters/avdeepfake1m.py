@@ -21,10 +21,9 @@ from avforensics.data.adapters.base import (
     DatasetAdapter,
     DatasetLayoutError,
     DatasetMetadataError,
-    find_dataset_root,
-    modality_category,
-    overall_label,
+    audio_visual_record,
     parse_periods,
+    require_root,
     warn_missing,
 )
 from avforensics.data.records import FAKE, REAL, UNKNOWN, VideoRecord
@@ -75,11 +74,7 @@ class AVDeepfake1MAdapter(DatasetAdapter):
     )
 
     def records(self, root: str | Path) -> list[VideoRecord]:
-        if not Path(root).is_dir():
-            raise DatasetLayoutError(self.name, root, self.expected)
-        found = find_dataset_root(root, "*_metadata*") or find_dataset_root(root, "*_files.txt")
-        if found is None:
-            raise DatasetLayoutError(self.name, root, self.expected)
+        found = require_root(self.name, root, ("*_metadata*", "*_files.txt"), self.expected)
         records: list[VideoRecord] = []
         self._contradictions: list[str] = []
         for subset in _SPLITS:
@@ -147,17 +142,14 @@ class AVDeepfake1MAdapter(DatasetAdapter):
         entry: dict,
         where: str,
     ) -> VideoRecord:
-        label = overall_label(video_label, audio_label)
         modify_type = {value: key for key, value in MODIFY_TYPES.items()}.get((video_label, audio_label), "")
-        return VideoRecord(
-            id=f"{self.name}/{relative}",
-            path=str(root / relative),
-            label=label,
-            video_label=video_label,
-            audio_label=audio_label,
-            dataset=self.name,
+        return audio_visual_record(
+            self.name,
+            f"{self.name}/{relative}",
+            root / relative,
+            video_label,
+            audio_label,
             method=modify_type,
-            category=modality_category(video_label, audio_label),
             identity=relative.split("/")[1],
             split=_SPLITS[subset],
             fake_periods=parse_periods(entry.get("fake_segments"), where),

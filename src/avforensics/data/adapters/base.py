@@ -11,6 +11,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from avforensics.data.records import FAKE, REAL, UNKNOWN, VideoRecord
 
@@ -68,14 +69,18 @@ def _subdirectories(directory: Path) -> Iterable[Path]:
         return []
 
 
-def require_root(dataset: str, root: str | Path, marker: str, expected: str, max_depth: int = 3) -> Path:
-    """Like find_dataset_root, but a missing root or marker raises DatasetLayoutError naming `expected`."""
+def require_root(
+    dataset: str, root: str | Path, markers: str | Sequence[str], expected: str, max_depth: int = 3
+) -> Path:
+    """Like find_dataset_root for the first of `markers` found (a release may be recognised by any of
+    several files), but a missing root or marker raises DatasetLayoutError naming `expected`."""
     if not Path(root).is_dir():
         raise DatasetLayoutError(dataset, root, f"a directory ({expected})")
-    found = find_dataset_root(root, marker, max_depth)
-    if found is None:
-        raise DatasetLayoutError(dataset, root, expected)
-    return found
+    for marker in (markers,) if isinstance(markers, str) else markers:
+        found = find_dataset_root(root, marker, max_depth)
+        if found is not None:
+            return found
+    raise DatasetLayoutError(dataset, root, expected)
 
 
 def modality_category(video_label: int, audio_label: int) -> str:
@@ -90,6 +95,23 @@ def overall_label(video_label: int, audio_label: int) -> int:
     if video_label == REAL and audio_label == REAL:
         return REAL
     return UNKNOWN
+
+
+def audio_visual_record(
+    dataset: str, record_id: str, path: Path, video_label: int, audio_label: int, **fields: Any
+) -> VideoRecord:
+    """A record of a dataset that labels each modality: its overall label (fake if either is) and its
+    RVRA/RVFA/FVRA/FVFA category follow from the two, derived here so every adapter derives them alike."""
+    return VideoRecord(
+        id=record_id,
+        path=str(path),
+        label=overall_label(video_label, audio_label),
+        video_label=video_label,
+        audio_label=audio_label,
+        dataset=dataset,
+        category=modality_category(video_label, audio_label),
+        **fields,
+    )
 
 
 def relative_id(dataset: str, path: Path, root: Path) -> str:

@@ -23,6 +23,7 @@ from avforensics.data.adapters.base import (
     DatasetMetadataError,
     modality_category,
     parse_label,
+    relative_id,
     require_root,
     warn_missing,
 )
@@ -38,6 +39,14 @@ def _load_json(path: Path) -> Any:
         raise DatasetMetadataError(f"{path}: not valid JSON ({error})") from error
 
 
+def _load_json_object(path: Path, keyed_by: str) -> dict[str, Any]:
+    """A metadata file holding one JSON object of per-clip entries, keyed by `keyed_by`."""
+    entries = _load_json(path)
+    if not isinstance(entries, dict):
+        raise DatasetMetadataError(f"{path}: expected a JSON object keyed by {keyed_by}")
+    return entries
+
+
 def _mentions_no_audio(value: Any) -> bool:
     """True if `no_audio` occurs as a key or value anywhere in a test clip's augmentation description."""
     if isinstance(value, dict):
@@ -45,6 +54,22 @@ def _mentions_no_audio(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_mentions_no_audio(item) for item in value)
     return value == "no_audio"
+
+
+def _clip_labelled_record(dataset: str, record_id: str, path: Path, label: int, **fields: Any) -> VideoRecord:
+    """DFDC labels clips, not modalities: a real clip is real in both, a fake one unknown in each (its
+    audio may or may not have been swapped), so only real clips get a modality category (RVRA)."""
+    modality = REAL if label == REAL else UNKNOWN
+    return VideoRecord(
+        id=record_id,
+        path=str(path),
+        label=label,
+        video_label=modality,
+        audio_label=modality,
+        dataset=dataset,
+        category=modality_category(modality, modality),
+        **fields,
+    )
 
 
 class DFDCAdapter(DatasetAdapter):
@@ -70,9 +95,7 @@ class DFDCAdapter(DatasetAdapter):
         return records
 
     def _train_part(self, root: Path, metadata: Path) -> list[VideoRecord]:
-        entries = _load_json(metadata)
-        if not isinstance(entries, dict):
-            raise DatasetMetadataError(f"{metadata}: expected a JSON object keyed by file name")
+        entries = _load_json_object(metadata, "file name")
         records, missing = [], []
         for filename, entry in sorted(entries.items()):
             where = f"{metadata}: {filename}"
@@ -149,15 +172,11 @@ class DFDCAdapter(DatasetAdapter):
         extra: dict[str, Any],
         audio_present: bool | None = None,
     ) -> VideoRecord:
-        modality = REAL if label == REAL else UNKNOWN
-        return VideoRecord(
-            id=f"{self.name}/{path.relative_to(root).as_posix()}",
-            path=str(path),
-            label=label,
-            video_label=modality,
-            audio_label=modality,
-            dataset=self.name,
-            category=modality_category(modality, modality),
+        return _clip_labelled_record(
+            self.name,
+            relative_id(self.name, path, root),
+            path,
+            label,
             method="real" if label == REAL else "dfdc",
             identity=identity,
             split=split,
@@ -181,9 +200,7 @@ class DFDCPreviewAdapter(DatasetAdapter):
     def records(self, root: str | Path) -> list[VideoRecord]:
         root = require_root(self.name, root, "dataset.json", self.expected)
         metadata = root / "dataset.json"
-        entries = _load_json(metadata)
-        if not isinstance(entries, dict):
-            raise DatasetMetadataError(f"{metadata}: expected a JSON object keyed by relative path")
+        entries = _load_json_object(metadata, "relative path")
         records, missing = [], []
         for relative, entry in sorted(entries.items()):
             where = f"{metadata}: {relative}"
@@ -193,16 +210,12 @@ class DFDCPreviewAdapter(DatasetAdapter):
                 missing.append(relative)
                 continue
             parts = Path(relative).parts
-            modality = REAL if label == REAL else UNKNOWN
             records.append(
-                VideoRecord(
-                    id=f"{self.name}/{Path(relative).as_posix()}",
-                    path=str(path),
-                    label=label,
-                    video_label=modality,
-                    audio_label=modality,
-                    dataset=self.name,
-                    category=modality_category(modality, modality),
+                _clip_labelled_record(
+                    self.name,
+                    f"{self.name}/{Path(relative).as_posix()}",
+                    path,
+                    label,
                     method="real" if label == REAL else parts[0],
                     identity=str(entry.get("target_id") or (parts[1] if len(parts) > 2 else "")),
                     split={"train": "train", "test": "test"}.get(str(entry.get("set", "")), ""),

@@ -20,9 +20,8 @@ from avforensics.data.adapters.base import (
     DatasetAdapter,
     DatasetLayoutError,
     DatasetMetadataError,
-    find_dataset_root,
-    modality_category,
-    overall_label,
+    audio_visual_record,
+    require_root,
     warn_missing,
 )
 from avforensics.data.records import FAKE, REAL, VideoRecord
@@ -60,15 +59,13 @@ def idforge_record(
 ) -> VideoRecord:
     video_label, audio_label = type_labels(forgery_type, str(path))
     engine = next((name for name in _SWAP_ENGINES if name in path.name.lower()), "")
-    return VideoRecord(
-        id=record_id,
-        path=str(path),
-        label=overall_label(video_label, audio_label),
-        video_label=video_label,
-        audio_label=audio_label,
-        dataset=dataset,
+    return audio_visual_record(
+        dataset,
+        record_id,
+        path,
+        video_label,
+        audio_label,
         method="real" if forgery_type == PRISTINE else forgery_type,
-        category=modality_category(video_label, audio_label),
         identity=identity,
         split=split,
         audio_present=audio_present,
@@ -82,9 +79,7 @@ class IDForgeV1Adapter(DatasetAdapter):
     expected = "main/<type>/<idXX>/<idXX_YY>/<shot>.mp4 (IDForge v1), with train.csv/val.csv/test.csv lists"
 
     def records(self, root: str | Path) -> list[VideoRecord]:
-        found = find_dataset_root(root, "main/pristine") if Path(root).is_dir() else None
-        if found is None:
-            raise DatasetLayoutError(self.name, root, self.expected)
+        found = require_root(self.name, root, "main/pristine", self.expected)
         main = found / "main"
         split_of: dict[str, str] = {}
         for split in SPLITS:
@@ -127,9 +122,7 @@ class IDForgeV2Adapter(DatasetAdapter):
     )
 
     def records(self, root: str | Path) -> list[VideoRecord]:
-        found = find_dataset_root(root, "*/pristine") if Path(root).is_dir() else None
-        if found is None:
-            raise DatasetLayoutError(self.name, root, self.expected)
+        found = require_root(self.name, root, "*/pristine", self.expected)
         records = []
         for split in (*SPLITS, "ref"):
             for frames in (

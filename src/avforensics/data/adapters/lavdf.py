@@ -14,7 +14,7 @@ from pathlib import Path
 from avforensics.data.adapters.base import (
     DatasetAdapter,
     DatasetMetadataError,
-    modality_category,
+    audio_visual_record,
     overall_label,
     parse_periods,
     require_root,
@@ -64,22 +64,20 @@ class LAVDFAdapter(DatasetAdapter):
     def _record(self, path: Path, root: Path, entry: dict, where: str) -> VideoRecord:
         video_label, audio_label = _flag(entry, "modify_video", where), _flag(entry, "modify_audio", where)
         periods = parse_periods(entry.get("fake_periods"), where)
-        if overall_label(video_label, audio_label) == FAKE and not periods:
+        modified = overall_label(video_label, audio_label) == FAKE
+        if modified and not periods:
             raise DatasetMetadataError(f"{where}: a modified clip with no fake_periods")
         split = str(entry.get("split", ""))
         if split not in _SPLITS:
             raise DatasetMetadataError(f"{where}: split {split!r} is not one of {sorted(_SPLITS)}")
         original = entry.get("original") or None
-        label = overall_label(video_label, audio_label)
-        return VideoRecord(
-            id=f"{self.name}/{Path(entry['file']).as_posix()}",
-            path=str(path),
-            label=label,
-            video_label=video_label,
-            audio_label=audio_label,
-            dataset=self.name,
-            method="real" if label == REAL else "lavdf-replacement",
-            category=modality_category(video_label, audio_label),
+        return audio_visual_record(
+            self.name,
+            f"{self.name}/{Path(entry['file']).as_posix()}",
+            path,
+            video_label,
+            audio_label,
+            method="lavdf-replacement" if modified else "real",
             identity=str(original or entry["file"]),
             split=_SPLITS[split],
             fake_periods=periods,
