@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 import avforensics.train.datasets  # noqa: F401  (registers one dataset per data adapter)
 from avforensics.eval.aggregate import FRAME_COLUMNS
-from avforensics.eval.metrics import DetectionReport, compute_detection_metrics
+from avforensics.eval.metrics import DetectionReport, compute_detection_metrics, write_report_files
 from avforensics.eval.plots import plot_detection
 from avforensics.eval.predictions import PredictionTable, write_predictions, write_video_scores
 from avforensics.eval.thresholds import (
@@ -205,14 +205,8 @@ def _thresholds(model: DetectorModel, config: ExperimentConfig, part: str, out: 
 
 def _write_report(report: DetectionReport, choice: ThresholdChoice, out: Path, header: str) -> list[Path]:
     keys = sorted({f"{row.level}/{row.head}" for row in report.rows})
-    texts = {".md": f"{header}\n{choice.note(keys)}\n{report.to_markdown()}", ".csv": report.to_csv(),
-             ".json": report.to_json()}
-    paths = []
-    for suffix, text in texts.items():
-        path = out / f"metrics{suffix}"
-        path.write_text(text, encoding="utf-8")
-        paths.append(path)
-    return paths
+    markdown = f"{header}\n{choice.note(keys)}\n{report.to_markdown()}"
+    return write_report_files(out, "metrics", markdown, report.to_csv(), report.to_json())
 
 
 def _header(checkpoint: Path, config: ExperimentConfig, part: str, table: Mapping[str, Sequence[Any]]) -> str:

@@ -176,13 +176,10 @@ class DetectionReport:
         }
 
     def to_json(self) -> str:
-        def encode(value: Value) -> Any:
-            return {"undefined": value.reason} if isinstance(value, MetricUndefined) else value
-
         rows = [
             {"level": r.level, "head": r.head, "subset": r.subset, "n": r.metrics.n,
              "n_fake": r.metrics.n_fake, "threshold_source": r.metrics.threshold_source,
-             **{name: encode(v) for name, v in r.metrics.values().items()}}
+             **{name: json_value(v) for name, v in r.metrics.values().items()}}
             for r in self.rows
         ]
         return json.dumps({"rows": rows, "skipped": self.skipped}, indent=2)
@@ -194,12 +191,10 @@ class DetectionReport:
         header = ["level", "head", "subset", "n", "n_fake", *METRIC_NAMES, "threshold_source", "undefined"]
         writer.writerow(header)
         for r in self.rows:
-            values = r.metrics.values()
-            reasons = sorted({v.reason for v in values.values() if isinstance(v, MetricUndefined)})
+            values = list(r.metrics.values().values())
             writer.writerow([
-                r.level, r.head, r.subset, r.metrics.n, r.metrics.n_fake,
-                *("" if isinstance(v, MetricUndefined) else repr(v) for v in values.values()),
-                r.metrics.threshold_source, "; ".join(reasons),
+                r.level, r.head, r.subset, r.metrics.n, r.metrics.n_fake, *map(csv_value, values),
+                r.metrics.threshold_source, undefined_reasons(values),
             ])
         return buffer.getvalue()
 
@@ -215,8 +210,8 @@ class DetectionReport:
                       "|---|---|---|---|---|---|---|---|---|---|"]
             for r in rows:
                 m = r.metrics
-                cells = [_percent(m.acc), _percent(m.acc_tuned), _plain(m.threshold), _percent(m.auc),
-                         _percent(m.ap), _percent(m.eer)]
+                cells = [percent_text(m.acc), percent_text(m.acc_tuned), _plain(m.threshold),
+                         percent_text(m.auc), percent_text(m.ap), percent_text(m.eer)]
                 lines.append(f"| {r.head} | {r.subset} | {m.n} | {m.n_fake} | " + " | ".join(cells) + " |")
             lines.append("")
         if self.skipped:
@@ -227,14 +222,22 @@ class DetectionReport:
 
     def write(self, out_dir: str | Path, stem: str = "metrics") -> list[Path]:
         """Write `<stem>.md`, `<stem>.csv` and `<stem>.json` into out_dir; return the paths."""
-        directory = Path(out_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for suffix, text in ((".md", self.to_markdown()), (".csv", self.to_csv()), (".json", self.to_json())):
-            path = directory / f"{stem}{suffix}"
-            path.write_text(text, encoding="utf-8")
-            paths.append(path)
-        return paths
+        return write_report_files(out_dir, stem, self.to_markdown(), self.to_csv(), self.to_json())
+
+
+def write_report_files(
+    out_dir: str | Path, stem: str, markdown: str, csv_text: str, json_text: str
+) -> list[Path]:
+    """`<stem>.md`, `<stem>.csv` and `<stem>.json` in out_dir (created if needed), the one file set every
+    evaluation report is saved as; returns the paths in that order."""
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix, text in ((".md", markdown), (".csv", csv_text), (".json", json_text)):
+        path = directory / f"{stem}{suffix}"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 def compute_detection_metrics(
@@ -307,8 +310,24 @@ def _single_class_reason(n: int, n_fake: int) -> str | None:
     return None
 
 
-def _percent(value: Value) -> str:
+def percent_text(value: Value) -> str:
+    """A metric in percent with two decimals, as the papers print them; "n/a" when undefined."""
     return "n/a" if isinstance(value, MetricUndefined) else f"{100 * value:.2f}"
+
+
+def csv_value(value: Value) -> str:
+    """A metric as a CSV cell: exact (repr) when defined, empty when not (the reason goes elsewhere)."""
+    return "" if isinstance(value, MetricUndefined) else repr(value)
+
+
+def json_value(value: Value) -> Any:
+    """A metric for JSON: the float, or {"undefined": reason}."""
+    return {"undefined": value.reason} if isinstance(value, MetricUndefined) else value
+
+
+def undefined_reasons(values: Sequence[Value]) -> str:
+    """The distinct reasons of the undefined values among `values`, sorted, joined by "; "."""
+    return "; ".join(sorted({v.reason for v in values if isinstance(v, MetricUndefined)}))
 
 
 def _plain(value: Value) -> str:

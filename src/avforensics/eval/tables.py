@@ -10,14 +10,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avforensics.eval.metrics import DetectionReport, MetricUndefined, Value
+from avforensics.eval.metrics import (
+    DetectionReport,
+    MetricUndefined,
+    Value,
+    csv_value,
+    json_value,
+    percent_text,
+    undefined_reasons,
+    write_report_files,
+)
 
 TABLE_METRICS = ("acc", "auc", "ap")
 AVERAGE = "average"
@@ -38,7 +46,7 @@ class TableRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "n": self.n, "n_fake": self.n_fake,
-                **{key: _encode(getattr(self, key)) for key in (*TABLE_METRICS, "threshold")},
+                **{key: json_value(getattr(self, key)) for key in (*TABLE_METRICS, "threshold")},
                 "threshold_source": self.threshold_source}
 
     @classmethod
@@ -88,11 +96,11 @@ class ProtocolTable:
                  "| held out | n | fake | ACC | AUC | AP | threshold source |",
                  "|---|---|---|---|---|---|---|"]
         for row in self.rows:
-            cells = [_percent(getattr(row, key)) for key in TABLE_METRICS]
+            cells = [percent_text(getattr(row, key)) for key in TABLE_METRICS]
             lines.append(f"| {row.name} | {row.n} | {row.n_fake} | " + " | ".join(cells)
                          + f" | {row.threshold_source} |")
         average = self.average()
-        lines.append(f"| **{AVERAGE}** | | | " + " | ".join(_percent(average[k]) for k in TABLE_METRICS)
+        lines.append(f"| **{AVERAGE}** | | | " + " | ".join(percent_text(average[k]) for k in TABLE_METRICS)
                      + " | |")
         undefined = sorted({str(v) for row in self.rows for v in (row.acc, row.auc, row.ap)
                             if isinstance(v, MetricUndefined)})
@@ -107,46 +115,23 @@ class ProtocolTable:
         writer.writerow(["name", "n", "n_fake", *TABLE_METRICS, "threshold", "threshold_source", "undefined"])
         for row in self.rows:
             values = [getattr(row, key) for key in (*TABLE_METRICS, "threshold")]
-            writer.writerow([row.name, row.n, row.n_fake, *map(_csv_cell, values), row.threshold_source,
-                             _reasons(values)])
+            writer.writerow([row.name, row.n, row.n_fake, *map(csv_value, values), row.threshold_source,
+                             undefined_reasons(values)])
         average = list(self.average().values())
-        writer.writerow([AVERAGE, "", "", *map(_csv_cell, average), "", "", "", _reasons(average)])
+        writer.writerow([AVERAGE, "", "", *map(csv_value, average), "", "", "", undefined_reasons(average)])
         return buffer.getvalue()
 
     def to_json(self) -> str:
         return json.dumps({
             "title": self.title, "level": self.level, "head": self.head, "details": self.details,
             "rows": [row.to_dict() for row in self.rows],
-            AVERAGE: {key: _encode(value) for key, value in self.average().items()},
+            AVERAGE: {key: json_value(value) for key, value in self.average().items()},
         }, indent=2)
 
     def write(self, out_dir: str | Path, stem: str = "table") -> list[Path]:
         """`<stem>.md`, `<stem>.csv`, `<stem>.json` in out_dir; returns the paths."""
-        directory = Path(out_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for suffix, text in ((".md", self.to_markdown()), (".csv", self.to_csv()), (".json", self.to_json())):
-            path = directory / f"{stem}{suffix}"
-            path.write_text(text, encoding="utf-8")
-            paths.append(path)
-        return paths
-
-
-def _encode(value: Value) -> Any:
-    return {"undefined": value.reason} if isinstance(value, MetricUndefined) else value
+        return write_report_files(out_dir, stem, self.to_markdown(), self.to_csv(), self.to_json())
 
 
 def _decode(value: Any) -> Value:
     return MetricUndefined(value["undefined"]) if isinstance(value, dict) else float(value)
-
-
-def _percent(value: Value) -> str:
-    return "n/a" if isinstance(value, MetricUndefined) else f"{100 * value:.2f}"
-
-
-def _csv_cell(value: Value) -> str:
-    return "" if isinstance(value, MetricUndefined) else repr(value)
-
-
-def _reasons(values: Sequence[Value]) -> str:
-    return "; ".join(sorted({v.reason for v in values if isinstance(v, MetricUndefined)}))
