@@ -1,4 +1,4 @@
-"""The synthetic corpus has no trivial shortcuts, every manipulation is learnable, and MTCNN finds the faces."""
+"""The synthetic corpus has no trivial shortcuts, every method is learnable, and MTCNN finds the faces."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,13 @@ def generate_corpus(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(clip, seed, str(out_dir)) for clip in plan_corpus(n_videos, seed, difficulty, durations)]
+    planned = {f"{clip.name}.mp4" for clip, _, _ in jobs}
+    stale = [p.name for p in (out_dir / "videos").glob("*.mp4") if p.name not in planned]
+    if stale:
+        warnings.warn(
+            f"{out_dir / 'videos'}: {len(stale)} .mp4 files of an earlier run are not in the new manifest",
+            stacklevel=2,
+        )
     rendered = tqdm(
         _rendered(jobs, workers), total=len(jobs), desc="synth", unit="video", disable=not progress
     )

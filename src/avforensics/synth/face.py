@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from avforensics.synth.identity import FaceStyle
 
+HEAD_ROOM = 1.6  # default face centre below the sprite top, in face half-heights (room for the hair)
 _SCLERA = np.array([0.93, 0.91, 0.88], dtype=np.float32)
 _MOUTH_INSIDE = np.array([0.22, 0.07, 0.07], dtype=np.float32)
 _TEETH = np.array([0.88, 0.85, 0.78], dtype=np.float32)
@@ -76,7 +77,9 @@ class FaceSprite:
         self.style = style
         a = float(half_width)
         width = int(round(4.2 * a)) // 2 * 2
-        self.layout = FaceLayout(width / 2, centre_y or 1.6 * a * style.aspect, a, style.aspect)
+        self.layout = FaceLayout(
+            width / 2, centre_y if centre_y is not None else HEAD_ROOM * a * style.aspect, a, style.aspect
+        )
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
         self.u = (xs - self.layout.centre_x) / a
         self.v = (ys - self.layout.centre_y) / a
@@ -87,7 +90,7 @@ class FaceSprite:
         self.mouth_box = self._box(-0.62, self.mouth_level - 0.32, 0.62, self.mouth_level + 0.36)
         self._eye_boxes = [
             self._box(
-                side * style.eye_spacing * 1.0 - 0.2,
+                side * style.eye_spacing - 0.2,
                 self.eye_level - 0.12,
                 side * style.eye_spacing + 0.2,
                 self.eye_level + 0.12,
@@ -98,7 +101,7 @@ class FaceSprite:
         self._closed_eyes = [
             self._closed_eye(box, side) for box, side in zip(self._eye_boxes, (-1, 1), strict=True)
         ]
-        self._bare_mouth = self._skin_under_mouth()
+        self._bare_mouth = self.rgb[self.mouth_box].copy()
 
     def _box(self, u0: float, v0: float, u1: float, v1: float) -> tuple[slice, slice]:
         a, cx, cy = self.layout.half_width, self.layout.centre_x, self.layout.centre_y
@@ -239,9 +242,6 @@ class FaceSprite:
         open_eye = self.rgb[box]
         cover = soft_inside(np.sqrt((du / 0.19) ** 2 + (dv / 0.09) ** 2), 0.4)
         return open_eye + cover[..., None] * (lid - open_eye)
-
-    def _skin_under_mouth(self) -> np.ndarray:
-        return self.rgb[self.mouth_box].copy()
 
     def mouth_patch(self, mouth_open: float, mouth_width: float) -> np.ndarray:
         """The mouth region for a viseme (opening and width in 0..1), on this face's skin."""

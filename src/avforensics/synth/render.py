@@ -14,7 +14,7 @@ import numpy as np
 
 from avforensics.media.encode import write_video
 from avforensics.synth.audio_fakes import cloned_speech, converted_voice, splice_audio
-from avforensics.synth.face import FaceSprite
+from avforensics.synth.face import HEAD_ROOM, FaceSprite
 from avforensics.synth.identity import Identity, make_identity
 from avforensics.synth.manifest import SynthVideo
 from avforensics.synth.phonemes import PhonemeTrack, random_utterance, splice
@@ -27,7 +27,6 @@ SpriteEdit = Callable[[np.ndarray, Pose, int], np.ndarray]
 _DONOR_METHODS = frozenset({"faceswap", "vocoder_tts", "voice_conversion"})
 _NOISE_BANK = 4
 _AUDIO_TAIL = 2048  # samples
-_SPRITE_CENTRE_Y = 1.6  # face centre below the sprite top, in face half-heights (room for hair)
 
 
 class _Scene:
@@ -35,7 +34,6 @@ class _Scene:
 
     def __init__(self, spec: SceneSpec, corpus_seed: int) -> None:
         self.spec = spec
-        self.corpus_seed = corpus_seed
         rng = np.random.default_rng([corpus_seed, spec.seed])
         self.person = make_identity(corpus_seed, spec.identity)
         self.n_frames = int(round(spec.duration * spec.fps))
@@ -56,8 +54,9 @@ class _Scene:
 
     def sprite(self, person: Identity, centre_y: float | None = None) -> FaceSprite:
         """`person`'s head sized for this scene, tall enough to reach below the frame at any head offset."""
+        tallest_face = 1.45  # above any identity's aspect
         reach = (
-            _SPRITE_CENTRE_Y * self.half_width * 1.45
+            HEAD_ROOM * self.half_width * tallest_face
             + self.spec.size
             - self.centre_y
             + 2 * self.spec.motion_px
@@ -67,9 +66,7 @@ class _Scene:
             self.half_width,
             int(reach) + 4,
             texture_seed=self.spec.seed + person.index,
-            centre_y=centre_y
-            if centre_y is not None
-            else _SPRITE_CENTRE_Y * self.half_width * person.face.aspect,
+            centre_y=centre_y,
         )
 
 
@@ -125,6 +122,12 @@ def render_clip(clip: ClipSpec, corpus_seed: int, out_dir: str | Path) -> SynthV
     )
 
 
+def _required(donor: Identity | None, clip: ClipSpec) -> Identity:
+    if donor is None:
+        raise ValueError(f"clip {clip.name}: method {clip.methods} needs a donor identity")
+    return donor
+
+
 def _in_periods(times: np.ndarray, periods: tuple[tuple[float, float], ...]) -> np.ndarray:
     inside = np.zeros(times.shape, dtype=bool)
     for start, end in periods:
@@ -148,7 +151,7 @@ def _audio(
     voice = scene.person.voice
     speech = synthesize(scene.track, voice, spec.sample_rate, np.random.default_rng(scene.voice_seed))
     if clip.audio_method:
-        assert donor is not None
+        donor = _required(donor, clip)
         if clip.audio_method == "vocoder_tts":
             fake = cloned_speech(fake_track, voice, donor.voice, spec.sample_rate, rng, clip.strength)
         else:
@@ -194,8 +197,9 @@ def _sprite_edit(
     rng: np.random.Generator,
 ) -> SpriteEdit | None:
     if clip.video_method == "faceswap":
-        assert donor is not None
-        return FaceSwap(sprite, scene.sprite(donor, centre_y=sprite.layout.centre_y), clip.strength)
+        return FaceSwap(
+            sprite, scene.sprite(_required(donor, clip), centre_y=sprite.layout.centre_y), clip.strength
+        )
     if clip.video_method == "gan_upsampling":
         return GanUpsampling(sprite, clip.strength, rng)
     if clip.video_method == "lipsync":

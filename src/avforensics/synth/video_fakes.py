@@ -73,8 +73,8 @@ class FaceSwap:
         inner = soft_inside(distance / 0.86, feather) * soft_inside(-v_over_aspect / 0.62, feather)
         self.mask = inner[..., None].astype(np.float32)
         self.rows, self.cols = target.face_slices()
-        self.factor = 2 if strength < 0.5 else 3
-        mismatch = 0.35 + 0.65 * strength  # share of the skin colour difference left uncorrected
+        self.factor = 1 + int(round(2 * strength))  # 1 (full resolution) .. 3
+        mismatch = 0.1 + 0.5 * strength  # share of the skin colour difference left uncorrected
         colour_gap = np.asarray(target.style.skin) - np.asarray(donor.style.skin)
         self.colour_shift = (1.0 - mismatch) * colour_gap + 0.05 * strength * np.array([1.0, -0.5, -0.5])
         self.colour_shift = self.colour_shift.astype(np.float32)
@@ -94,7 +94,7 @@ class GanUpsampling:
     def __init__(self, target: FaceSprite, strength: float, rng: np.random.Generator) -> None:
         gains = rng.standard_normal((2, 2))
         gains = (gains - gains.mean()) / (np.abs(gains - gains.mean()).max() or 1.0)
-        self.amplitude = 0.03 + 0.12 * strength
+        self.amplitude = 0.005 + 0.07 * strength
         self.rows, self.cols = target.face_slices()
         height = self.rows.stop - self.rows.start
         width = self.cols.stop - self.cols.start
@@ -122,7 +122,7 @@ class LipSync:
     def __init__(self, target: FaceSprite, opening: np.ndarray, width: np.ndarray, strength: float) -> None:
         self.target = target
         self.opening, self.width = opening, width
-        self.factor = 3 if strength < 0.5 else 4
+        self.factor = 2 + int(round(2 * strength))  # 2 .. 4
         rows, cols = target.mouth_box
         u = target.u[rows, cols]
         v = target.v[rows, cols] - target.mouth_level
