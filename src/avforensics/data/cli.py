@@ -35,6 +35,21 @@ def _reports_data_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[
     return wrapper
 
 
+def _add_dataset_and_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=sorted(list_adapters()), metavar="DATASET")
+    parser.add_argument("root", type=Path, metavar="ROOT")
+
+
+def _add_adapter_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--adapter-option",
+        action="append",
+        default=[],
+        metavar="DATASET.KEY=VALUE",
+        help="adapter option, e.g. faceforensics.compression=c40",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     datasets = ", ".join(sorted(list_adapters()))
     audit = subparsers.add_parser(
@@ -42,19 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="per-class statistics that reveal dataset shortcuts",
         description=f"Datasets: {datasets}.",
     )
-    audit.add_argument("dataset", choices=sorted(list_adapters()), metavar="DATASET")
-    audit.add_argument("root", type=Path, metavar="ROOT")
+    _add_dataset_and_root(audit)
     audit.add_argument("--max-per-class", type=int, default=None, help="audit a seeded sample per label")
     audit.add_argument("--seed", type=int, default=0)
     audit.add_argument("--workers", type=int, default=1, help="decoding processes")
     audit.add_argument("--json", type=Path, default=None, help="write the full report here")
-    audit.add_argument(
-        "--adapter-option",
-        action="append",
-        default=[],
-        metavar="DATASET.KEY=VALUE",
-        help="adapter option, e.g. faceforensics.compression=c40",
-    )
+    _add_adapter_option(audit)
     audit.set_defaults(run=run_audit)
 
     prepare = subparsers.add_parser(
@@ -62,8 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="decode, track and crop faces, store crops + audio + labels",
         description=f"Datasets: {datasets}. Resumes where a killed run stopped.",
     )
-    prepare.add_argument("dataset", choices=sorted(list_adapters()), metavar="DATASET")
-    prepare.add_argument("root", type=Path, metavar="ROOT")
+    _add_dataset_and_root(prepare)
     prepare.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
     prepare.add_argument("--workers", type=int, default=1, help="worker processes")
     prepare.add_argument("--size", type=int, default=224, help="face crop side in pixels")
@@ -79,13 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--trim-silence", action="store_true", help="cut leading silence (video kept in step)"
     )
     prepare.add_argument("--retry-failed", action="store_true", help="try failed videos again")
-    prepare.add_argument(
-        "--adapter-option",
-        action="append",
-        default=[],
-        metavar="DATASET.KEY=VALUE",
-        help="adapter option, e.g. faceforensics.compression=c40",
-    )
+    _add_adapter_option(prepare)
     prepare.set_defaults(run=run_prepare)
 
     split = subparsers.add_parser("split", help="make a protocol split and save it (CSV or JSON, hashed)")
@@ -106,13 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="protocol parameter (JSON value or plain text; lists comma-separated)",
     )
     split.add_argument("--seed", type=int, default=0)
-    split.add_argument(
-        "--adapter-option",
-        action="append",
-        default=[],
-        metavar="DATASET.KEY=VALUE",
-        help="adapter option, e.g. faceforensics.compression=c40",
-    )
+    _add_adapter_option(split)
     split.add_argument("--out", type=Path, help="split file to write (.json, else CSV)")
     split.set_defaults(run=run_split)
 
