@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avforensics.backbones.loading import load_clip_vision, load_whisper_encoder
 from avforensics.features.logmel import HOP_LENGTH, SAMPLE_RATE
 from avforensics.models.base import Batch, DetectorModel, GradientGroup, Outputs
 from avforensics.models.common import MLPHead, masked_bce_with_logits
@@ -40,6 +41,7 @@ from avforensics.models.macbdf.macl import (
     cross_modal_loss,
     intra_modal_loss,
 )
+from avforensics.models.macbdf.pretrained import init_audio_from_whisper, init_video_from_clip
 from avforensics.models.registry import register_model
 
 FPS = 25
@@ -83,6 +85,8 @@ _PAPER: dict[str, Any] = {
     "distance_beta": 0.5,
     "weight_eps": 0.05,
     "weight_heads": 4,
+    "video_weights": None,
+    "audio_weights": None,
 }
 _SMALL: dict[str, Any] = {
     **_PAPER,
@@ -173,6 +177,8 @@ class MACBDF(DetectorModel):
         distance_beta: float,
         weight_eps: float,
         weight_heads: int,
+        video_weights: str | None = None,
+        audio_weights: str | None = None,
     ) -> None:
         super().__init__()
         if depth < 0:
@@ -195,6 +201,7 @@ class MACBDF(DetectorModel):
             channels,
             dropout,
         )
+        self._initialise_encoders(video_weights, audio_weights)
         self.video_projection = _projection(channels, embed_dim)
         self.audio_projection = _projection(channels, embed_dim)
         self.fusion_weights = (
@@ -230,6 +237,15 @@ class MACBDF(DetectorModel):
         self.temperature = (
             AdaptiveTemperature(tau0, tau_min, tau_max) if contrast and temperature is None else None
         )
+
+    def _initialise_encoders(self, video_weights: str | None, audio_weights: str | None) -> None:
+        """Optional CLIP / Whisper starting points (pretrained.py); skipped on the meta device (counting)."""
+        if torch.empty(()).device.type == "meta":
+            return
+        if video_weights is not None:
+            init_video_from_clip(self.video_encoder, load_clip_vision(video_weights), video_weights)
+        if audio_weights is not None:
+            init_audio_from_whisper(self.audio_encoder, load_whisper_encoder(audio_weights), audio_weights)
 
     # ---------------------------------------------------------------- forward
     def forward(self, batch: Batch) -> Outputs:
