@@ -9,13 +9,15 @@ openai-whisper (128 mel bins); large-v1 and large-v2 have the "whisper-large-v2"
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from transformers import CLIPVisionConfig, WhisperConfig
+from transformers import CLIPVisionConfig, PretrainedConfig, WhisperConfig
 
 from avforensics.backbones.clip import HookedCLIPVision
 from avforensics.backbones.identity import WeightsId
 from avforensics.backbones.whisper import HookedWhisperEncoder
+
+_ConfigT = TypeVar("_ConfigT", bound=PretrainedConfig)
 
 
 def _clip(hidden: int, layers: int, heads: int, image: int, patch: int, projection: int) -> dict[str, Any]:
@@ -87,40 +89,49 @@ def _lookup(name: str, sizes: Mapping[str, dict[str, Any]], aliases: Mapping[str
     return dict(sizes[canonical])
 
 
-def clip_vision_config(name_or_config: str | Mapping[str, Any] | CLIPVisionConfig) -> CLIPVisionConfig:
-    """A CLIPVisionConfig from a size name, a dict of config values, or a config (returned as is)."""
-    if isinstance(name_or_config, CLIPVisionConfig):
+def _config(
+    name_or_config: str | Mapping[str, Any] | _ConfigT,
+    config_type: type[_ConfigT],
+    sizes: Mapping[str, dict[str, Any]],
+    aliases: Mapping[str, str],
+    kind: str,
+) -> _ConfigT:
+    if isinstance(name_or_config, config_type):
         return name_or_config
     if isinstance(name_or_config, str):
-        name_or_config = _lookup(name_or_config, CLIP_VISION_SIZES, CLIP_ALIASES, "CLIP vision")
-    return CLIPVisionConfig(**name_or_config)
+        name_or_config = _lookup(name_or_config, sizes, aliases, kind)
+    return config_type(**name_or_config)
+
+
+def clip_vision_config(name_or_config: str | Mapping[str, Any] | CLIPVisionConfig) -> CLIPVisionConfig:
+    """A CLIPVisionConfig from a size name, a dict of config values, or a config (returned as is)."""
+    return _config(name_or_config, CLIPVisionConfig, CLIP_VISION_SIZES, CLIP_ALIASES, "CLIP vision")
 
 
 def whisper_encoder_config(name_or_config: str | Mapping[str, Any] | WhisperConfig) -> WhisperConfig:
     """A WhisperConfig from a size name, a dict of config values, or a config (returned as is)."""
-    if isinstance(name_or_config, WhisperConfig):
-        return name_or_config
-    if isinstance(name_or_config, str):
-        name_or_config = _lookup(name_or_config, WHISPER_ENCODER_SIZES, WHISPER_ALIASES, "Whisper encoder")
-    return WhisperConfig(**name_or_config)
+    return _config(name_or_config, WhisperConfig, WHISPER_ENCODER_SIZES, WHISPER_ALIASES, "Whisper encoder")
 
 
-def _matches(config_values: Mapping[str, Any], size: Mapping[str, Any]) -> bool:
-    return all(
-        config_values.get(key) == value for key, value in size.items() if not key.startswith("decoder_")
+def _size_name(config: PretrainedConfig, sizes: Mapping[str, Mapping[str, Any]]) -> str:
+    """The name in `sizes` whose architecture `config` has (decoder sizes ignored), or "custom"."""
+    values = config.to_dict()
+    matches = (
+        name
+        for name, size in sizes.items()
+        if all(values.get(key) == value for key, value in size.items() if not key.startswith("decoder_"))
     )
+    return next(matches, "custom")
 
 
 def clip_size_name(config: CLIPVisionConfig) -> str:
     """The size name whose architecture `config` has, or "custom"."""
-    values = config.to_dict()
-    return next((n for n, size in CLIP_VISION_SIZES.items() if _matches(values, size)), "custom")
+    return _size_name(config, CLIP_VISION_SIZES)
 
 
 def whisper_size_name(config: WhisperConfig) -> str:
     """The encoder size name whose architecture `config` has, or "custom"."""
-    values = config.to_dict()
-    return next((n for n, size in WHISPER_ENCODER_SIZES.items() if _matches(values, size)), "custom")
+    return _size_name(config, WHISPER_ENCODER_SIZES)
 
 
 def _source_text(name_or_config: object) -> str:
