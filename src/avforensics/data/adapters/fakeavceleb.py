@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from avforensics.data.adapters.base import DatasetAdapter, DatasetMetadataError, require_root, warn_missing
@@ -81,7 +82,7 @@ class FakeAVCelebAdapter(DatasetAdapter):
         missing: list[str] = []
         repeated = 0
         for line, fields in self._rows(metadata):
-            record = self._record(root, fields, f"{metadata}:{line}", folders)
+            record = self._record(fields, f"{metadata}:{line}", folders)
             if record is None:
                 missing.append(fields["filename"])
             elif record.id not in chosen:
@@ -103,7 +104,8 @@ class FakeAVCelebAdapter(DatasetAdapter):
         warn_missing(self.name, metadata, missing)
         return list(chosen.values())
 
-    def _rows(self, metadata: Path):
+    def _rows(self, metadata: Path) -> Iterator[tuple[int, dict[str, str]]]:
+        """(line number, fields) of each non-empty row; the two path cells may come in either order."""
         with metadata.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = [name.strip() for name in next(reader, [])]
@@ -124,9 +126,7 @@ class FakeAVCelebAdapter(DatasetAdapter):
                 )
                 yield line, fields
 
-    def _record(
-        self, root: Path, fields: dict[str, str], where: str, folders: _FolderResolver
-    ) -> VideoRecord | None:
+    def _record(self, fields: dict[str, str], where: str, folders: _FolderResolver) -> VideoRecord | None:
         video_type = fields["type"]
         if video_type not in TYPES:
             raise DatasetMetadataError(f"{where}: type {video_type!r} is not one of {sorted(TYPES)}")

@@ -57,11 +57,11 @@ class LAVDFAdapter(DatasetAdapter):
             if not path.is_file():
                 missing.append(entry["file"])
                 continue
-            records.append(self._record(path, root, entry, where))
+            records.append(self._record(path, entry, where))
         warn_missing(self.name, metadata, missing)
         return records
 
-    def _record(self, path: Path, root: Path, entry: dict, where: str) -> VideoRecord:
+    def _record(self, path: Path, entry: dict, where: str) -> VideoRecord:
         video_label, audio_label = _flag(entry, "modify_video", where), _flag(entry, "modify_audio", where)
         periods = parse_periods(entry.get("fake_periods"), where)
         modified = overall_label(video_label, audio_label) == FAKE
