@@ -8,7 +8,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     )
     records = load_records(args.dataset, args.root, args.adapter_option)
 
-    def bar(entries, total):
+    def bar(entries: Iterator[dict], total: int) -> tqdm:
         return tqdm(
             entries, total=total, unit="video", desc=f"prepare {args.dataset}", file=sys.stderr, disable=None
         )

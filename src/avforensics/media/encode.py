@@ -85,7 +85,15 @@ def write_video(
     return path
 
 
-def _video_stream(container, size, fps, codec, crf, preset, frame_times):
+def _video_stream(
+    container: av.container.OutputContainer,
+    size: tuple[int, int],
+    fps: float | Fraction,
+    codec: str,
+    crf: int,
+    preset: str,
+    frame_times: np.ndarray | None,
+) -> av.video.stream.VideoStream:
     width, height = size
     stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
     stream.width, stream.height = width - width % 2, height - height % 2
@@ -97,7 +105,9 @@ def _video_stream(container, size, fps, codec, crf, preset, frame_times):
     return stream
 
 
-def _video_frame(image: np.ndarray, stream, index: int, frame_times: np.ndarray | None) -> av.VideoFrame:
+def _video_frame(
+    image: np.ndarray, stream: av.video.stream.VideoStream, index: int, frame_times: np.ndarray | None
+) -> av.VideoFrame:
     image = np.asarray(image, dtype=np.uint8)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"frame {index} must be (H, W, 3) uint8, got {image.shape}")
@@ -110,7 +120,9 @@ def _video_frame(image: np.ndarray, stream, index: int, frame_times: np.ndarray 
     return frame
 
 
-def _audio_stream(container, channels: int, sample_rate: int, codec: str):
+def _audio_stream(
+    container: av.container.OutputContainer, channels: int, sample_rate: int, codec: str
+) -> av.audio.stream.AudioStream:
     layout = {1: "mono", 2: "stereo"}.get(channels)
     if layout is None:
         raise ValueError(f"audio must have 1 or 2 channels, got {channels}")

@@ -88,7 +88,7 @@ def declared_end(stream: av.stream.Stream) -> Fraction | None:
     return Fraction(stream.start_time + stream.duration) * stream.time_base
 
 
-def _probe_video(container, path: Path, info: MediaInfo) -> MediaInfo:
+def _probe_video(container: av.container.InputContainer, path: Path, info: MediaInfo) -> MediaInfo:
     stream = container.streams.video[0]
     average, base = stream.average_rate, stream.base_rate
     vfr = None

@@ -90,7 +90,9 @@ class TimelineSource:
             if aligner is not None:
                 yield from (("audio", chunk) for chunk in aligner.finish())
 
-    def _frames(self, container, streams) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    def _frames(
+        self, container: av.container.InputContainer, streams: list[av.stream.Stream]
+    ) -> Iterator[av.VideoFrame | av.AudioFrame]:
         """Decoded frames in demux order; FFmpeg failures become CorruptMediaError saying where."""
         packet_time = 0.0
         try:
@@ -103,7 +105,9 @@ class TimelineSource:
                 self.path, f"decoding failed part-way, near {packet_time:.2f} s: {error.strerror or error}"
             ) from error
 
-    def _check_complete(self, container, streams, decoded_end: Fraction) -> None:
+    def _check_complete(
+        self, container: av.container.InputContainer, streams: list[av.stream.Stream], decoded_end: Fraction
+    ) -> None:
         """Raise if decoding ended well before the declared end of the decoded streams (a truncated file).
 
         Per-stream durations are used where the container stores them, so a longer subtitle or data track
