@@ -73,9 +73,8 @@ def read_openai_checkpoint(path: Path) -> Mapping[str, object]:
     """A TorchScript archive's state dict, or the dict a plain `torch.save` wrote (tensors only)."""
     try:
         if _is_torchscript(path):
-            with (
-                warnings.catch_warnings()
-            ):  # TorchScript is deprecated, but it is the format OpenAI published
+            # TorchScript is deprecated, but it is the format OpenAI published.
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return torch.jit.load(str(path), map_location="cpu").state_dict()
         return torch.load(path, map_location="cpu", weights_only=True)
