@@ -166,6 +166,23 @@ def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[2 * half + 1 :] - sums[: -2 * half - 1]) / (2 * half + 1)
 
 
+def _check_frames(frames: Frames, name: str) -> None:
+    if len(frames) == 0:
+        raise ValueError(f"{name}: no frames to track faces in")
+    first = np.asarray(frames[0])
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise ValueError(f"{name}: frames must be RGB uint8 (H, W, 3), got {first.dtype} {first.shape}")
+
+
+def _boxes_every_frame(track: _Track, steps: np.ndarray, length: int, smoothing: int) -> np.ndarray:
+    """The track's boxes on all `length` frames: linear between its detections (held constant before the
+    first and after the last), then smoothed so the crop does not jitter with the detector's noise."""
+    detected_at, boxes = steps[track.steps], np.stack(track.boxes)
+    every_frame = np.arange(length)
+    interpolated = np.stack([np.interp(every_frame, detected_at, boxes[:, k]) for k in range(4)], 1)
+    return _moving_average(interpolated, smoothing).astype(np.float32)
+
+
 def track_faces(
     frames: Frames,
     detector: FaceDetector,
@@ -176,11 +193,7 @@ def track_faces(
     config = config or FaceTrackerConfig()
     length = len(frames)
     name = _name(source)
-    if length == 0:
-        raise ValueError(f"{name}: no frames to track faces in")
-    first = np.asarray(frames[0])
-    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
-        raise ValueError(f"{name}: frames must be RGB uint8 (H, W, 3), got {first.dtype} {first.shape}")
+    _check_frames(frames, name)
     steps = detection_frames(length, config.stride)
     found: list[FaceDetections] = detector.detect([frames[i] for i in steps])
     detections = [result.boxes[result.probs >= config.min_prob] for result in found]
@@ -202,10 +215,7 @@ def track_faces(
         track.warnings.append(f"{name}: no face found in any of {length} frames")
         return track
     main = max(tracks, key=lambda t: t.weight)
-    main_frames, main_boxes = steps[main.steps], np.stack(main.boxes)
-    every_frame = np.arange(length)
-    interpolated = np.stack([np.interp(every_frame, main_frames, main_boxes[:, k]) for k in range(4)], 1)
-    track.boxes = _moving_average(interpolated, config.smoothing).astype(np.float32)
+    track.boxes = _boxes_every_frame(main, steps, length, config.smoothing)
     hit = np.zeros(len(steps), dtype=bool)
     hit[main.steps] = True
     track.face_found = hit[previous_step] & hit[next_step]
