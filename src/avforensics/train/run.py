@@ -63,15 +63,45 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     module = DetectorModule(model, config, combiner, validation_metrics)
     data = ClipDataModule(config.data, seed=config.trainer.seed)
     checkpoints = _checkpoint_callbacks(config.trainer, run_dir)
-    callbacks: list[pl.Callback] = [*checkpoints, RandomStateCheckpoint()]
-    if config.trainer.early_stopping_patience > 0:
+    trainer = _trainer(config, run_dir, [*checkpoints, *_other_callbacks(config.trainer)], resume)
+    if trainer.is_global_zero:
+        _record_config(config, run_dir, resume)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_AFTER_STEP_WARNING, category=UserWarning)
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
+    # Every process must join the save (random states are gathered); rank 0 alone knows what is on disk.
+    stale = _last_saved_step(last) != trainer.global_step if trainer.is_global_zero else None
+    if trainer.strategy.broadcast(stale):
+        trainer.save_checkpoint(last, weights_only=False)
+    best = checkpoints[1]
+    return RunResult(
+        run_dir=run_dir,
+        last_checkpoint=last,
+        best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
+        best_score=float(best.best_model_score) if best.best_model_score is not None else None,
+        global_step=trainer.global_step,
+        metrics={name: float(value) for name, value in trainer.callback_metrics.items()},
+    )
+
+
+def _other_callbacks(trainer_config: TrainerConfig) -> list[pl.Callback]:
+    """Random-state checkpointing (exact resume) and, when configured, early stopping."""
+    callbacks: list[pl.Callback] = [RandomStateCheckpoint()]
+    if trainer_config.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(
-            monitor=config.trainer.monitor,
-            mode=config.trainer.monitor_mode,
-            patience=config.trainer.early_stopping_patience,
+            monitor=trainer_config.monitor,
+            mode=trainer_config.monitor_mode,
+            patience=trainer_config.early_stopping_patience,
             check_on_train_epoch_end=False,
         ))
-    trainer = pl.Trainer(
+    return callbacks
+
+
+def _trainer(
+    config: ExperimentConfig, run_dir: Path, callbacks: list[pl.Callback], resume: bool
+) -> pl.Trainer:
+    """The Lightning trainer of a run: devices and precision resolved, CSV + TensorBoard logs in run_dir."""
+    return pl.Trainer(
         accelerator=config.trainer.accelerator,
         devices=resolve_devices(config.trainer.devices),
         num_nodes=resolve_num_nodes(config.trainer.num_nodes),
@@ -93,24 +123,6 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
         enable_progress_bar=config.trainer.progress_bar,
         enable_model_summary=not resume,
         default_root_dir=run_dir,
-    )
-    if trainer.is_global_zero:
-        _record_config(config, run_dir, resume)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_AFTER_STEP_WARNING, category=UserWarning)
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
-    # Every process must join the save (random states are gathered); rank 0 alone knows what is on disk.
-    stale = _last_saved_step(last) != trainer.global_step if trainer.is_global_zero else None
-    if trainer.strategy.broadcast(stale):
-        trainer.save_checkpoint(last, weights_only=False)
-    best = checkpoints[1]
-    return RunResult(
-        run_dir=run_dir,
-        last_checkpoint=last,
-        best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
-        best_score=float(best.best_model_score) if best.best_model_score is not None else None,
-        global_step=trainer.global_step,
-        metrics={name: float(value) for name, value in trainer.callback_metrics.items()},
     )
 
 
