@@ -114,6 +114,23 @@ def audio_visual_record(
     )
 
 
+def face_record(
+    dataset: str, root: Path, path: Path, label: int, *, audio_label: int = UNKNOWN, **fields: Any
+) -> VideoRecord:
+    """A record of a face-forgery dataset, which labels the picture only: the clip's label is its video
+    label, and its audio label stays unknown unless the adapter knows better (KoDF's real clips are real in
+    both). The id is the path under the dataset root (`relative_id`)."""
+    return VideoRecord(
+        id=relative_id(dataset, path, root),
+        path=str(path),
+        label=label,
+        video_label=label,
+        audio_label=audio_label,
+        dataset=dataset,
+        **fields,
+    )
+
+
 def relative_id(dataset: str, path: Path, root: Path) -> str:
     """Stable record id: dataset name + path relative to the dataset root, with forward slashes."""
     return f"{dataset}/{path.relative_to(root).as_posix()}"

@@ -13,8 +13,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from avforensics.data.adapters.base import DatasetAdapter, DatasetMetadataError, require_root, warn_missing
-from avforensics.data.records import FAKE, REAL, UNKNOWN, VideoRecord
+from avforensics.data.adapters.base import (
+    DatasetAdapter,
+    DatasetMetadataError,
+    face_record,
+    require_root,
+    warn_missing,
+)
+from avforensics.data.records import FAKE, REAL, VideoRecord
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +76,11 @@ class CelebDFAdapter(DatasetAdapter):
                 relative = path.relative_to(root).as_posix()
                 identity = path.stem.split("_")[0] if folder != "YouTube-real" else f"youtube{path.stem}"
                 records.append(
-                    VideoRecord(
-                        id=f"{self.name}/{relative}",
-                        path=str(path),
-                        label=label,
-                        video_label=label,
-                        audio_label=UNKNOWN,
-                        dataset=self.name,
+                    face_record(
+                        self.name,
+                        root,
+                        path,
+                        label,
                         method="real" if label == REAL else "celeb-synthesis",
                         identity=identity,
                         split="test" if relative in written else "train",

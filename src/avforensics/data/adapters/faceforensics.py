@@ -15,8 +15,8 @@ import json
 import logging
 from pathlib import Path
 
-from avforensics.data.adapters.base import DatasetAdapter, DatasetMetadataError, require_root
-from avforensics.data.records import FAKE, REAL, UNKNOWN, VideoRecord
+from avforensics.data.adapters.base import DatasetAdapter, DatasetMetadataError, face_record, require_root
+from avforensics.data.records import FAKE, REAL, VideoRecord
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,11 @@ class FaceForensicsAdapter(DatasetAdapter):
     ) -> VideoRecord:
         stem = path.stem
         identity = stem.split("_")[0]
-        return VideoRecord(
-            id=f"{self.name}/{path.relative_to(root).as_posix()}",
-            path=str(path),
-            label=label,
-            video_label=label,
-            audio_label=UNKNOWN,
-            dataset=self.name,
+        return face_record(
+            self.name,
+            root,
+            path,
+            label,
             method=method,
             identity=f"actor{identity}" if actors else identity,
             split="" if actors else split_of.get(stem, ""),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avforensics.data.adapters.base import DatasetAdapter, DatasetLayoutError, find_dataset_root
+from avforensics.data.adapters.base import DatasetAdapter, DatasetLayoutError, face_record, find_dataset_root
 from avforensics.data.adapters.manifest import VIDEO_SUFFIXES
 from avforensics.data.records import FAKE, REAL, UNKNOWN, VideoRecord
 
@@ -87,13 +87,7 @@ class KoDFAdapter(DatasetAdapter):
         ]
 
     def _record(self, root: Path, path: Path, label: int, method: str, identity: str) -> VideoRecord:
-        return VideoRecord(
-            id=f"{self.name}/{path.relative_to(root).as_posix()}",
-            path=str(path),
-            label=label,
-            video_label=label,
-            audio_label=REAL if label == REAL else UNKNOWN,
-            dataset=self.name,
-            method=method,
-            identity=identity,
+        audio_label = REAL if label == REAL else UNKNOWN
+        return face_record(
+            self.name, root, path, label, audio_label=audio_label, method=method, identity=identity
         )
