@@ -1,0 +1,54 @@
+"""CAD's named configurations: the paper's (GPU, published weights) and a small one for 2 CPU cores.
+
+paper: CLIP ViT-B/16 + Whisper-small (Sec. 4.1), 16 frames, audio padded to 30 s, LoRA r=8 alpha=16.
+small: a frozen random 224 px CLIP ("clip-micro": no CLIP weights exist offline, so both branches read a
+       fixed random feature map) with StA on its last 2 of 4 blocks, one kernel per stream and one conv per
+       kernel; real Whisper-base weights (installed offline) with LoRA on its last 2 of 6 layers; unpadded
+       0.64 s audio; narrower fusion layers; unimodal heads trained jointly. Adapting only the last blocks
+       lets the cache also serve the frozen blocks below them, which is most of the CPU time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "clip": "clip-vit-base-patch16",
+        "clip_weights": "openai/clip-vit-base-patch16",
+        "whisper": "whisper-small",
+        "whisper_weights": "openai/whisper-small",
+        "num_frames": 16,
+        "pad_audio_to_30s": True,
+        "shared_dim": 512,
+        "shared_heads": 8,
+        "embedding_dim": 512,
+        "predictor_hidden": 128,
+        "head_hidden": 256,
+        "head_dropout": 0.5,
+        "unimodal_heads": "probe",
+        "lora_rank": 8,
+        "lora_alpha": 16,
+        "cache_mb": 2048.0,
+    },
+    "small": {
+        "clip": "clip-micro",
+        "clip_weights": None,
+        "whisper": "whisper-base",
+        "whisper_weights": "whisper-base",
+        "num_frames": 16,
+        "pad_audio_to_30s": False,
+        "adapter": {"layers": [2, 3], "spatial_kernels": [3], "temporal_kernels": [3], "conv_depth": 1},
+        "lora_layers": [4, 5],
+        "shared_dim": 128,
+        "shared_heads": 4,
+        "embedding_dim": 128,
+        "predictor_hidden": 32,
+        "head_hidden": 64,
+        "head_dropout": 0.1,
+        "unimodal_heads": "joint",
+        "lora_rank": 8,
+        "lora_alpha": 16,
+        "cache_mb": 512.0,
+    },
+}

@@ -1,0 +1,305 @@
+"""CAD detector (Du et al. 2025): modality-shared alignment + modality-specific distillation, fused.
+
+    frames ─┬─ frozen CLIP ──── per-frame CLS ─┐
+            │                                  ├─ cross-attention both ways ─ x_v2a, x_a2v ─ L_KL (Eq. 7)
+    audio ──┼─ frozen Whisper ─ clip tokens ───┘            └─ shared embedding ─────────┐
+            │                                                                            ├─ classifier
+            ├─ CLIP + StA adapters ── x_v^u ──┬─ SimSiam L_KD (Eq. 8) ── z_v, z_a        │  (fake if either
+            └─ Whisper + LoRA ─────── x_a^u ──┘                                          │   modality is)
+                                      x_v^u, x_a^u ──────────────────────────────────────┘
+
+The frozen encoders' outputs are cached per clip (cache.py). Audio-less clips (audio_present False) are
+scored with digital silence in place of audio; L_KL, L_KD and the audio loss skip them and their audio
+logit is NaN ("cannot say"). docs/models/cad.md maps every equation to this code.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from avforensics.backbones.clip import HookedCLIPVision
+from avforensics.backbones.sizes import whisper_encoder_config
+from avforensics.backbones.tuning import freeze
+from avforensics.backbones.whisper import HookedWhisperEncoder
+from avforensics.models.base import Batch, DetectorModel, GradientGroup, Outputs
+from avforensics.models.cad.audio_input import clip_tokens, silence_where_absent, whisper_log_mel
+from avforensics.models.cad.cache import FeatureCache, Features, FrozenWeightsId, clip_keys
+from avforensics.models.cad.configs import CONFIGS
+from avforensics.models.cad.losses import alignment_loss, kl_distillation, simsiam_distillation
+from avforensics.models.cad.shared_branch import CrossModalAlignment
+from avforensics.models.cad.specific_branch import (
+    AudioSpecificEncoder,
+    SimSiamProjections,
+    VideoSpecificEncoder,
+    clip_prefix,
+    whisper_prefix,
+)
+from avforensics.models.common import MLPHead, build_backbone, masked_bce_with_logits
+from avforensics.models.registry import register_model
+
+Modalities = Literal["audio_visual", "video"]
+Distillation = Literal["simsiam", "kl", "none"]
+UnimodalHeads = Literal["probe", "joint"]
+
+
+@register_model
+class CADDetector(DetectorModel):
+    """CAD; every ablation of Tables 4-5 is a constructor switch (configs.py, configs/cad/)."""
+
+    name = "cad"
+    configs = CONFIGS
+
+    def __init__(
+        self,
+        clip: str,
+        clip_weights: str | None,
+        whisper: str,
+        whisper_weights: str | None,
+        num_frames: int = 16,
+        fps: float = 25.0,
+        pad_audio_to_30s: bool = True,
+        modalities: Modalities = "audio_visual",
+        cross_attention: bool = True,
+        alignment_loss: bool = True,
+        distillation: Distillation = "simsiam",
+        freeze_shared: bool = True,
+        train_video_backbone: bool = False,
+        shared_dim: int = 512,
+        shared_heads: int = 8,
+        embedding_dim: int = 512,
+        predictor_hidden: int = 128,
+        head_hidden: int = 256,
+        head_dropout: float = 0.5,
+        unimodal_heads: UnimodalHeads = "probe",
+        lora_rank: int = 8,
+        lora_alpha: int = 16,
+        lora_targets: tuple[str, ...] | list[str] = ("q_proj", "v_proj"),
+        lora_layers: list[int] | None = None,
+        adapter: dict[str, Any] | None = None,
+        backbone_seed: int = 0,
+        cache_mb: float = 1024.0,
+        cache_dir: str | None = None,
+    ):
+        super().__init__()
+        _check_choice("modalities", modalities, ("audio_visual", "video"))
+        _check_choice("distillation", distillation, ("simsiam", "kl", "none"))
+        _check_choice("unimodal_heads", unimodal_heads, ("probe", "joint"))
+        self.num_frames = num_frames
+        self.pad_audio_to_30s = pad_audio_to_30s
+        self.audio_visual = modalities == "audio_visual"
+        self.use_alignment_loss = alignment_loss and self.audio_visual
+        self.distillation = distillation if self.audio_visual else "none"
+        self.freeze_shared = freeze_shared
+        self.train_video_backbone = train_video_backbone
+        self.probe_heads = unimodal_heads == "probe"
+
+        # The CLIP the shared branch reads; also the specific branch's unless it needs a copy of its own.
+        self.clip: HookedCLIPVision = build_backbone("clip", clip, clip_weights, backbone_seed)
+        needs_own_clip = train_video_backbone or (self.audio_visual and not freeze_shared)
+        self.video_clip: HookedCLIPVision | None = copy.deepcopy(self.clip) if needs_own_clip else None
+        freeze(self.clip)
+        if self.video_clip is not None:
+            self.video_clip.requires_grad_(train_video_backbone)
+        self.video_encoder = VideoSpecificEncoder(self.clip, num_frames, adapter)
+        self.projections = SimSiamProjections(
+            self.clip.hidden_size, whisper_encoder_config(whisper).d_model, embedding_dim, predictor_hidden
+        )
+        self.video_head = MLPHead(embedding_dim, head_hidden)
+
+        self.whisper: HookedWhisperEncoder | None = None
+        self.audio_encoder: AudioSpecificEncoder | None = None
+        self.alignment: CrossModalAlignment | None = None
+        self.audio_head: MLPHead | None = None
+        self.fused_head: nn.Sequential | None = None
+        if self.audio_visual:
+            self.whisper = freeze(build_backbone("whisper", whisper, whisper_weights, backbone_seed + 1))
+            self.audio_encoder = AudioSpecificEncoder(
+                copy.deepcopy(self.whisper), lora_rank, lora_alpha, tuple(lora_targets), lora_layers
+            )
+            if not freeze_shared:  # "w/o frozen model" (Table 4): the shared encoders train too
+                self.clip.requires_grad_(True)
+                self.whisper.requires_grad_(True)
+            self.alignment = CrossModalAlignment(
+                self.clip.hidden_size, self.whisper.hidden_size, shared_dim, shared_heads,
+                cross_attention=cross_attention, fps=fps,
+            )
+            self.audio_head = MLPHead(embedding_dim, head_hidden)
+            integrated = self.alignment.embedding_dim + 2 * embedding_dim
+            self.fused_head = nn.Sequential(nn.Dropout(head_dropout), MLPHead(integrated, head_hidden))
+
+        self.feature_cache = FeatureCache(int(cache_mb * 2**20), cache_dir) if cache_mb or cache_dir else None
+        self._frozen_ids = {
+            name: FrozenWeightsId(module) for name, module in self._frozen_backbones().items()
+        }
+
+    def _frozen_backbones(self) -> dict[str, nn.Module]:
+        """Backbones whose base weights never train, by checkpoint name (LoRA tensors are not base)."""
+        backbones: dict[str, nn.Module] = {}
+        if self.freeze_shared or not self.audio_visual:
+            backbones["clip"] = self.clip
+            if self.whisper is not None:
+                backbones["whisper"] = self.whisper
+        if self.video_clip is not None and not self.train_video_backbone:
+            backbones["video_clip"] = self.video_clip
+        if self.audio_encoder is not None:
+            backbones["audio_whisper"] = self.audio_encoder.whisper
+        return backbones
+
+    # ---------------------------------------------------------------- forward
+
+    def forward(self, batch: Batch) -> Outputs:
+        frames = batch["frames"]
+        if frames.dim() != 5 or frames.shape[1] != self.num_frames:
+            raise ValueError(
+                f"cad expects frames (B, {self.num_frames}, 3, H, W), got {tuple(frames.shape)}"
+            )
+        present = _audio_present(batch, frames)
+        audio = mel = None
+        if self.audio_visual:
+            assert self.audio_encoder is not None
+            audio = silence_where_absent(batch["audio"].to(frames.dtype), present)
+            mel_bins = self.audio_encoder.whisper.config.num_mel_bins
+            mel = whisper_log_mel(audio, mel_bins, self.pad_audio_to_30s)
+        frozen = self._frozen_features(batch, frames, audio, mel)
+
+        video_clip = self.video_clip if self.video_clip is not None else self.clip
+        first_video_layer = self.video_encoder.first_layer
+        if self.video_clip is not None:  # a CLIP of its own: trainable, or frozen while the shared one trains
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_video_backbone):
+                frozen["video_prefix"] = clip_prefix(self.video_clip, frames, first_video_layer)
+        grid = video_clip.patch_grid(*frames.shape[-2:])
+        x_v = self.projections.embed_video(self.video_encoder(video_clip, frozen["video_prefix"], grid))
+        video_logits = self.video_head(x_v.detach() if self.probe_heads else x_v).squeeze(-1)
+        if not self.audio_visual:
+            return Outputs(logits=video_logits, video_logits=video_logits, embeddings={"video": x_v})
+        assert self.audio_encoder is not None and self.alignment is not None
+        assert self.audio_head is not None and self.fused_head is not None
+        assert audio is not None and mel is not None
+
+        tokens = clip_tokens(audio.shape[-1])
+        x_a = self.projections.embed_audio(self.audio_encoder(frozen["audio_prefix"], tokens))
+        z_v, z_a = self.projections.predict(x_v, x_a)
+        if not self.freeze_shared:  # "w/o frozen model": the shared encoders run with gradients
+            assert self.whisper is not None
+            frozen["video"] = self.clip(frames).pooled
+            frozen["audio"] = self.whisper(mel).last_hidden_state[:, :tokens]
+        aligned = self.alignment(frozen["video"], frozen["audio"])
+        integrated = torch.cat([aligned.embedding, x_v, x_a], dim=-1)
+        logits = self.fused_head(integrated).squeeze(-1)
+        audio_logits = self.audio_head(x_a.detach() if self.probe_heads else x_a).squeeze(-1)
+        audio_logits = torch.where(present, audio_logits, torch.full_like(audio_logits, float("nan")))
+        _, step_kl = alignment_loss(aligned.x_v2a, aligned.x_a2v, present)
+        return Outputs(
+            logits=logits,
+            video_logits=video_logits,
+            audio_logits=audio_logits,
+            embeddings={
+                "integrated": integrated, "shared": aligned.embedding, "video": x_v, "audio": x_a,
+                "z_video": z_v, "z_audio": z_a, "x_v2a": aligned.x_v2a, "x_a2v": aligned.x_a2v,
+            },
+            extras={"alignment_kl": step_kl, "audio_present": present},
+        )
+
+    def _frozen_features(
+        self, batch: Batch, frames: Tensor, audio: Tensor | None, mel: Tensor | None
+    ) -> Features:
+        """What frozen layers compute, per clip and cached: the shared branch's features (frozen CLIP
+        per-frame CLS (B, T, D_v) "video", Whisper clip tokens (B, N_a, D_a) "audio") and the inputs of the
+        specific encoders' first adapted layers ("video_prefix" (B, T, tokens, D_v), "audio_prefix")."""
+        shared = self.audio_visual and self.freeze_shared
+        video_prefix = self.video_clip is None
+        first_video_layer = self.video_encoder.first_layer
+        first_audio_layer = self.audio_encoder.first_layer if self.audio_encoder is not None else 0
+
+        def compute(rows: Tensor | None) -> Features:
+            out: Features = {}
+            selected = frames if rows is None else frames[rows]
+            if shared:
+                clip_out = self.clip(selected, output_hidden_states=True)
+                out["video"] = clip_out.pooled
+                if video_prefix:
+                    out["video_prefix"] = clip_out.hidden_states[first_video_layer]
+            elif video_prefix:
+                out["video_prefix"] = clip_prefix(self.clip, selected, first_video_layer)
+            if mel is not None:
+                assert self.whisper is not None and self.audio_encoder is not None
+                selected_mel = mel if rows is None else mel[rows]
+                if shared:
+                    whisper_out = self.whisper(selected_mel, output_hidden_states=True)
+                    out["audio"] = whisper_out.last_hidden_state[:, : clip_tokens(audio.shape[-1])]
+                    out["audio_prefix"] = whisper_out.hidden_states[first_audio_layer]
+                else:
+                    own = self.audio_encoder.whisper
+                    out["audio_prefix"] = whisper_prefix(own, selected_mel, first_audio_layer)
+            return out
+
+        # Only features of frozen weights are cached: not those of the "w/o frozen model" ablation.
+        cacheable = shared or (not self.audio_visual and video_prefix)
+        with torch.no_grad():
+            if self.feature_cache is None or not cacheable:
+                return compute(None)
+            ids = [self._frozen_ids["clip"]()]
+            if shared:
+                ids.append(self._frozen_ids["whisper"]())
+            context = "|".join(
+                [*ids, f"pad30={self.pad_audio_to_30s}", f"layers={first_video_layer},{first_audio_layer}"]
+            )
+            inputs = [frames] if audio is None else [frames, audio]
+            keys = clip_keys(batch.get("video_id"), batch.get("window"), inputs, context)  # type: ignore[arg-type]
+            return self.feature_cache.rows(keys, compute, frames.device)
+
+    # ---------------------------------------------------------------- losses
+
+    def losses(self, outputs: Outputs, batch: Batch) -> dict[str, Tensor]:
+        """fused (label), video (video_label), audio (audio_label, clips with audio), kl, kd (Eq. 7-8)."""
+        assert outputs.video_logits is not None
+        terms = {"video": masked_bce_with_logits(outputs.video_logits, batch["video_label"])}
+        if not self.audio_visual:
+            return terms
+        assert outputs.audio_logits is not None
+        present = outputs.extras["audio_present"]
+        terms["fused"] = masked_bce_with_logits(outputs.logits, batch["label"])
+        terms["audio"] = masked_bce_with_logits(outputs.audio_logits, batch["audio_label"], keep=present)
+        embeddings = outputs.embeddings
+        if self.use_alignment_loss:
+            terms["kl"], _ = alignment_loss(embeddings["x_v2a"], embeddings["x_a2v"], present)
+        x_v, x_a = embeddings["video"], embeddings["audio"]
+        if self.distillation == "simsiam":
+            z_v, z_a = embeddings["z_video"], embeddings["z_audio"]
+            terms["kd"] = simsiam_distillation(x_v, x_a, z_v, z_a, present)
+        elif self.distillation == "kl":
+            terms["kd"] = kl_distillation(x_v, x_a, present)
+        return terms
+
+    def gradient_groups(self) -> list[GradientGroup]:
+        """Each specific encoder is shared by its unimodal loss and the multimodal ones (fused, kd)."""
+        if self.probe_heads or not self.audio_visual:
+            return []  # probe heads send no unimodal gradient into the encoders: nothing can conflict
+        assert self.audio_encoder is not None
+        multimodal = ("fused", "kd") if self.distillation != "none" else ("fused",)
+        video = [*self.video_encoder.parameters(), *self.projections.video_projection.parameters()]
+        if self.video_clip is not None:
+            video += list(self.video_clip.parameters())
+        audio = [*self.audio_encoder.parameters(), *self.projections.audio_projection.parameters()]
+        return [
+            GradientGroup("video_encoder", [p for p in video if p.requires_grad], ("video",), multimodal),
+            GradientGroup("audio_encoder", [p for p in audio if p.requires_grad], ("audio",), multimodal),
+        ]
+
+    def frozen_backbone_ids(self) -> dict[str, str]:
+        return {name: weights_id() for name, weights_id in self._frozen_ids.items()}
+
+
+def _audio_present(batch: Batch, frames: Tensor) -> Tensor:
+    if "audio_present" not in batch:
+        return torch.ones(frames.shape[0], dtype=torch.bool, device=frames.device)
+    return batch["audio_present"].to(device=frames.device, dtype=torch.bool).reshape(frames.shape[0])
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"cad: {name} must be one of {list(allowed)}, got {value!r}")
