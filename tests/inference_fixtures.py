@@ -122,7 +122,7 @@ def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     corpus, records, prepared = synthetic_corpus(tmp_path_factory)
     tables: list[dict[str, list]] = []
-    engine_metrics = run.video_auc_metrics
+    engine_metrics = run.validation_metrics
 
     def recording_metrics(table: dict[str, list]) -> dict[str, float]:
         tables.append(table)
@@ -132,7 +132,7 @@ def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     config = tiny_config(corpus, prepared)
     run_dir = tmp_path_factory.mktemp("tiny_run")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run, "video_auc_metrics", recording_metrics)
+        patch.setattr(run, "validation_metrics", recording_metrics)
         result = run.train(config, run_dir)
     return {"checkpoint": result.last_checkpoint, "table": tables[-1], "records": records,
             "corpus": corpus, "prepared": prepared, "config": config}

@@ -17,6 +17,8 @@ COMMAND_MODULES: list[str] = [
     "avforensics.synth.cli",
     "avforensics.train.cli",
     "avforensics.eval.cli",
+    "avforensics.inference.cli",
+    "avforensics.demo",
 ]
 
 

@@ -3,8 +3,9 @@
 Temperature scaling (Guo et al., 2017) divides a head's window logits by T, fitted by minimising the
 negative log-likelihood of the validation windows' labels: it changes how confident p_fake is, never the
 ranking (AUC is unchanged). The threshold is then chosen on the VIDEO scores (mean calibrated window
-probability, as `predict` reports them) to maximise balanced accuracy, so the verdict does not favour the
-majority class of the validation set. Both live in the checkpoint (`write_calibration`).
+probability, as `predict` reports them) by the evaluation room's rule (`eval.metrics.choose_threshold`,
+best balanced accuracy), so the verdict does not favour the majority class of the validation set.
+Both are stored in the checkpoint (`inference.checkpoint.write_inference_section`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from avforensics.eval.metrics import choose_threshold
 from avforensics.inference.report import HEADS
 
 _LOG_T_BOUNDS = (math.log(0.05), math.log(20.0))
@@ -85,21 +87,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
-def fit_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The threshold on scores (fake when score >= threshold) with the best balanced accuracy; ties go to
-    the threshold nearest 0.5. Candidates are midpoints between consecutive distinct scores."""
-    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, np.int64)
-    _check_two_classes(labels, "threshold")
-    distinct = np.unique(scores)
-    above_all = np.nextafter(distinct[-1], np.inf)
-    candidates = np.concatenate([[distinct[0]], (distinct[1:] + distinct[:-1]) / 2, [above_all]])
-    fake = labels == 1
-    called = scores[None, :] >= candidates[:, None]
-    balanced = (called[:, fake].mean(1) + (~called[:, ~fake]).mean(1)) / 2
-    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
-    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
-
-
 def fit_calibration(
     video_ids: Sequence[str],
     logits: dict[str, np.ndarray],
@@ -126,7 +113,7 @@ def fit_calibration(
             video_label[video] = int(label)
         videos = sorted(per_video)
         scores = np.array([np.mean(per_video[v]) for v in videos])
-        threshold = fit_threshold(scores, np.array([video_label[v] for v in videos]))
+        threshold = choose_threshold(np.array([video_label[v] for v in videos]), scores)
         heads[name] = HeadCalibration(temperature, threshold)
         fitted_on[name] = {"windows": int(known.sum()), "videos": len(videos)}
     if "p_fake" not in heads:

@@ -24,7 +24,7 @@ import torch
 
 from avforensics.inference.calibration import Calibration
 from avforensics.inference.checkpoint import load_checkpoint
-from avforensics.inference.preprocessing import DEFAULT_CHUNK_SECONDS, Chunk, Preprocessing, VideoChunks
+from avforensics.inference.preprocessing import DEFAULT_CHUNK_SECONDS, Preprocessing, VideoChunks
 from avforensics.inference.report import HEADS, Report, Segment
 from avforensics.media.errors import MediaWarning
 from avforensics.media.faces import FaceDetector
@@ -119,7 +119,7 @@ class Detector:
         found = frames = 0
         no_face = True
         audio_present = True
-        face_notes: list[tuple[Chunk, list[str]]] = []
+        face_notes: list[tuple[int, int, list[str]]] = []  # (start frame, frames, warnings) per chunk
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MediaWarning)
             chunks = VideoChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds)
@@ -137,7 +137,7 @@ class Detector:
                 frames += chunk.n_frames
                 no_face &= chunk.crops.no_face
                 audio_present &= chunk.audio_present
-                face_notes.append((chunk, chunk.crops.warnings))
+                face_notes.append((chunk.start_frame, chunk.n_frames, chunk.crops.warnings))
         media_notes = [str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
         notes = [n for n in media_notes if not VideoChunks.is_streaming_note(n)]
         notes += _face_notes(face_notes, options.fps)
@@ -181,13 +181,13 @@ class Detector:
         }
 
 
-def _face_notes(per_chunk: list[tuple[Chunk, list[str]]], fps: float) -> list[str]:
+def _face_notes(per_chunk: list[tuple[int, int, list[str]]], fps: float) -> list[str]:
     """The face tracker's warnings, each with its chunk's time span when the video had several chunks."""
     if len(per_chunk) == 1:
-        return list(per_chunk[0][1])
+        return list(per_chunk[0][2])
     return [
-        f"[{chunk.start_frame / fps:.1f}-{(chunk.start_frame + chunk.n_frames) / fps:.1f} s] {note}"
-        for chunk, notes in per_chunk
+        f"[{start / fps:.1f}-{(start + count) / fps:.1f} s] {note}"
+        for start, count, notes in per_chunk
         for note in notes
     ]
 

@@ -1,0 +1,213 @@
+"""`avforensics detect PATH... --model CKPT` and `avforensics calibrate CKPT`.
+
+detect: exit 0 when every input was scored, 1 when some failed (each has an error record with the reason),
+2 for usage errors (bad options, a pattern matching nothing, a checkpoint that cannot be loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    detect = subparsers.add_parser(
+        "detect", help="score videos with a trained detector: JSON per input, table, timelines"
+    )
+    detect.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (recursive), globs")
+    detect.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (calibrated or not)")
+    detect.add_argument("--jsonl", metavar="OUT", help="append one record per input here; a rerun skips "
+                        "inputs already recorded (default: records to stdout)")
+    detect.add_argument("--plots", metavar="DIR", help="write a timeline PNG per scored video into DIR")
+    detect.add_argument("--labels", metavar="MANIFEST", help="manifest CSV with path, label, fake_periods: "
+                        "known fake periods are shaded in the timelines")
+    detect.add_argument("--workers", type=int, default=1, help="processes scoring videos in parallel")
+    detect.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    detect.add_argument("--chunk-seconds", type=float, default=30.0,
+                        help="seconds of video decoded and face-tracked at once (bounds memory)")
+    detect.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    detect.set_defaults(run=run_detect)
+
+    calibrate = subparsers.add_parser(
+        "calibrate", help="fit temperature and threshold on validation data and store them in a checkpoint"
+    )
+    calibrate.add_argument("checkpoint", metavar="CKPT")
+    calibrate.add_argument("--out", metavar="PATH", help="write the calibrated checkpoint here (default: "
+                           "update CKPT in place)")
+    calibrate.add_argument("--split", help="part of the config's split to fit on (default: its val split)")
+    calibrate.add_argument("--batch-size", type=int, default=8)
+    calibrate.set_defaults(run=run_calibrate)
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    from avforensics.inference.inputs import expand_inputs, known_fake_periods
+    from avforensics.inference.results import ResultsFileError, ResultsLog
+
+    if args.workers < 1 or args.batch_size < 1 or args.chunk_seconds <= 0:
+        return _usage("--workers and --batch-size must be >= 1 and --chunk-seconds > 0")
+    inputs, unmatched = expand_inputs(args.paths)
+    if unmatched:
+        return _usage(f"no file matches {', '.join(unmatched)}")
+    if not inputs:
+        return _usage("no video found in " + ", ".join(args.paths))
+    options = {"batch_size": args.batch_size, "chunk_seconds": args.chunk_seconds, "device": args.device}
+    try:
+        detector = _load_detector(args.model, options)
+        periods = known_fake_periods(args.labels) if args.labels else {}
+        results = ResultsLog(args.jsonl) if args.jsonl else None
+    except (OSError, ValueError, KeyError, ResultsFileError) as error:
+        return _usage(str(error))
+    if results is not None and results.repaired:
+        log.warning("%s: the last record was cut off by an interrupted run; scoring that input again",
+                    args.jsonl)
+    pending = [item for item in inputs if results is None or item not in results]
+    records: dict[str, dict[str, Any]] = {} if results is None else {
+        item: results.records[item] for item in inputs if item in results
+    }
+    out: TextIO = sys.stdout
+    try:
+        for record in _progress(_scored(pending, detector, args, options), len(pending)):
+            if results is not None:
+                results.append(record)
+            else:
+                out.write(_json_line(record))
+                out.flush()
+            if args.plots and record["status"] == "ok":
+                _plot(record, Path(args.plots), periods.get(record["input"], ()))
+            records[record["input"]] = record
+    finally:
+        if results is not None:
+            results.close()
+    table_out = sys.stdout if results is not None else sys.stderr
+    table_out.write(summary_table([records[item] for item in inputs], len(inputs) - len(pending)))
+    return 0 if all(record["status"] == "ok" for record in records.values()) else 1
+
+
+def score_one(detector: Any, item: str) -> dict[str, Any]:
+    """The record of one input: the report, or the error's type and reason. Never raises for bad media."""
+    from avforensics.media.errors import MediaError
+
+    try:
+        report = detector.predict(item)
+    except MediaError as error:
+        return error_record(item, type(error).__name__, error.reason)
+    except Exception as error:  # a batch tool records every failure and carries on with the rest
+        log.debug("scoring %s failed", item, exc_info=True)
+        return error_record(item, type(error).__name__, str(error))
+    values = [report.p_fake, report.p_video_fake, report.p_audio_fake]
+    if not all(math.isfinite(value) for value in values if value is not None):
+        return error_record(item, "NonFiniteScore", f"the model produced a non-finite score {values}")
+    return {"input": item, "status": "ok", **report.to_dict()}
+
+
+def error_record(item: str, kind: str, reason: str) -> dict[str, Any]:
+    return {"input": item, "status": "error", "error": kind, "reason": reason}
+
+
+def summary_table(records: list[dict[str, Any]], skipped: int) -> str:
+    """A short table: verdict, probabilities, faces, file (or the error reason) per input, then counts."""
+    rows = [("verdict", "p_fake", "video", "audio", "faces", "file")]
+    for record in records:
+        name = Path(record["input"]).name
+        if record["status"] == "ok":
+            rows.append((record["verdict"], *(_cell(record[k]) for k in ("p_fake", "p_video_fake",
+                                                                           "p_audio_fake")),
+                         f"{record['faces_found']:.0%}", name))
+        else:
+            rows.append(("ERROR", "", "", "", "", f"{name}: {record['error']}: {record['reason']}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)), row[5]])
+             for row in rows]
+    failed = sum(record["status"] != "ok" for record in records)
+    lines.append(f"{len(records) - failed} scored, {failed} failed"
+                 + (f" ({skipped} recorded by an earlier run)" if skipped else ""))
+    return "\n".join(lines) + "\n"
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from avforensics.inference.calibrate import calibrate_checkpoint
+    from avforensics.inference.calibration import CalibrationError
+
+    try:
+        calibration = calibrate_checkpoint(args.checkpoint, args.out, args.split, args.batch_size)
+    except CalibrationError as error:
+        log.error("%s: %s", args.checkpoint, error)
+        return 1
+    except (OSError, ValueError, KeyError) as error:
+        return _usage(str(error), "calibrate")
+    for head, values in calibration.heads.items():
+        print(f"{head}: temperature {values.temperature:.3f}, threshold {values.threshold:.3f}")
+    print(f"calibrated checkpoint: {args.out or args.checkpoint}")
+    return 0
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _load_detector(checkpoint: str, options: dict[str, Any]) -> Any:
+    from avforensics.inference.detector import Detector
+
+    return Detector.from_checkpoint(checkpoint, **options)
+
+
+def _init_worker(checkpoint: str, options: dict[str, Any], threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)  # workers share the cores
+    _WORKER["detector"] = _load_detector(checkpoint, options)
+
+
+def _score_in_worker(item: str) -> dict[str, Any]:
+    return score_one(_WORKER["detector"], item)
+
+
+def _scored(pending: list[str], detector: Any, args: argparse.Namespace, options: dict[str, Any]
+            ) -> Iterator[dict[str, Any]]:
+    """Records of the pending inputs as they finish (in input order with one worker)."""
+    if args.workers == 1 or len(pending) <= 1:
+        yield from (score_one(detector, item) for item in pending)
+        return
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    with ProcessPoolExecutor(args.workers, initializer=_init_worker,
+                             initargs=(args.model, options, threads)) as pool:
+        yield from (future.result() for future in as_completed(
+            [pool.submit(_score_in_worker, item) for item in pending]
+        ))
+
+
+def _progress(records: Iterator[dict[str, Any]], total: int) -> Iterator[dict[str, Any]]:
+    from tqdm import tqdm
+
+    return tqdm(records, total=total, desc="detect", unit="video", file=sys.stderr, disable=total < 2)
+
+
+def _plot(record: dict[str, Any], folder: Path, periods: Any) -> None:
+    from avforensics.inference.plots import plot_timeline
+    from avforensics.inference.report import Report
+
+    tag = hashlib.sha1(record["input"].encode("utf-8")).hexdigest()[:8]
+    plot_timeline(Report.from_dict(record), folder / f"{Path(record['input']).stem}-{tag}.png", periods)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, allow_nan=False) + "\n"
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _usage(message: str, command: str = "detect") -> int:
+    print(f"avforensics {command}: error: {message}", file=sys.stderr)
+    return 2
