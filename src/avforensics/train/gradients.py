@@ -9,6 +9,7 @@ weights when they conflict. Every reading of an open point of the paper is state
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,12 +45,10 @@ class GradientCombiner(abc.ABC):
         trainable = [p for p in parameters if p.requires_grad]
         # A group acts on its trainable parameters (an ablation may freeze part of it); loss names a group
         # lists but `losses` lacks this step (e.g. a frame loss on a batch without frame labels) are absent.
-        active = [
-            GradientGroup(g.name, [p for p in g.parameters if p.requires_grad], g.unimodal_losses,
-                          g.multimodal_losses)
-            for g in groups
+        trainable_groups = [
+            dataclasses.replace(g, parameters=[p for p in g.parameters if p.requires_grad]) for g in groups
         ]
-        active = [g for g in active if g.parameters]
+        active = [g for g in trainable_groups if g.parameters]
         _check_groups(active, trainable)
         return self._combine(losses, weights, active, trainable)
 
