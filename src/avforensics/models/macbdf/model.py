@@ -91,8 +91,8 @@ _PAPER: dict[str, Any] = {
 _SMALL: dict[str, Any] = {
     **_PAPER,
     "frames": 8,
-    "image_size": 64,
-    "video_patch": 8,
+    "image_size": 112,
+    "video_patch": 16,
     "video_dim": 64,
     "video_depth": 2,
     "video_heads": 4,
