@@ -309,40 +309,42 @@ class MACBDF(DetectorModel):
             if self.training and torch.is_grad_enabled():
                 self._update_clusters(outputs, present)
             return losses
+        step = self._temperature(outputs.embeddings["audio"][present], outputs.embeddings["video"][present])
+        tau = step.tau if step is not None else float(self.fixed_temperature or 0.0)
+        losses.update(self._contrast_losses(outputs, batch, present, audio_label, tau))
+        if self.training and torch.is_grad_enabled():
+            self._update_state(outputs, batch, losses, step, present, audio_label)
+        return losses
+
+    def _contrast_losses(
+        self, outputs: Outputs, batch: Batch, present: Tensor, audio_label: Tensor, tau: Tensor | float
+    ) -> dict[str, Tensor]:
+        """The enabled halves of L_C (Eq. 8), negatives from the batch and the queue."""
+        assert self.queue is not None
+        queue, k, m = self.queue, self.nearest_negatives, self.margin
         z_video, z_audio = outputs.embeddings["video"], outputs.embeddings["audio"]
-        step = self._temperature(z_audio[present], z_video[present])
-        tau: Tensor | float = step.tau if step is not None else float(self.fixed_temperature)  # type: ignore[arg-type]
-        queue = self.queue
+        # Buffers enter the graph as copies: the state update after the loss must not touch saved tensors.
+        queue_video, queue_audio = queue.video.clone(), queue.audio.clone()
+        losses = {}
         if self.cross_modal_contrast:
             real_pair = present & ((batch["label"] == 0) | ((batch["video_label"] == 0) & (audio_label == 0)))
-            k, m = self.nearest_negatives, self.margin
+            every_video = torch.ones_like(present)
             queue_audio_valid = queue.filled & queue.has_audio
             loss_av = cross_modal_loss(
-                z_audio,
-                z_video,
-                real_pair,
-                torch.ones_like(present),
-                queue.video.clone(),
-                queue.filled.clone(),
-                k,
-                tau,
-                m,
+                z_audio, z_video, real_pair, every_video, queue_video, queue.filled.clone(), k, tau, m
             )  # Eq. 2
             loss_va = cross_modal_loss(
-                z_video, z_audio, real_pair, present, queue.audio.clone(), queue_audio_valid, k, tau, m
+                z_video, z_audio, real_pair, present, queue_audio, queue_audio_valid, k, tau, m
             )  # Eq. 7
             losses["contrast_cross"] = (loss_av + loss_va) / 4  # Eq. 8, cross-modal half
         if self.intra_modal_contrast:
-            k, m = self.nearest_negatives, self.margin
             loss_vv = intra_modal_loss(
-                z_video, batch["video_label"], queue.video.clone(), queue.video_label.clone(), k, tau, m
+                z_video, batch["video_label"], queue_video, queue.video_label.clone(), k, tau, m
             )
             loss_aa = intra_modal_loss(
-                z_audio, audio_label, queue.audio.clone(), queue.audio_label.clone(), k, tau, m
+                z_audio, audio_label, queue_audio, queue.audio_label.clone(), k, tau, m
             )
             losses["contrast_intra"] = (loss_vv + loss_aa) / 4  # Eq. 8, intra-modal half
-        if self.training and torch.is_grad_enabled():
-            self._update_state(outputs, batch, losses, step, present, audio_label)
         return losses
 
     def _temperature(self, z_audio: Tensor, z_video: Tensor) -> TemperatureStep | None:
