@@ -1,0 +1,271 @@
+"""`avforensics demo [--out DIR] [--quick]`: the whole toolkit end to end on this machine.
+
+Generates a synthetic corpus, prepares it (faces + audio), trains the small configuration of every
+registered detector (`configs/<name>/small.yaml`) under two protocols, an intra-corpus split and a
+leave-one-method-out split, with a shorter budget than the detectors' own runs, evaluates each on its test
+part, calibrates it on its validation part, prints one comparison table, scores a few held-out videos with
+`detect` and writes the report folder. Every step skips what an earlier run in the same folder finished.
+
+Layout of OUT: corpus/ (videos + manifest.csv), prepared/, runs/<detector>/<protocol>/ (training run,
+evaluation/ with metrics, predictions and ROC curves, calibrated.ckpt), comparison.md/.csv/.json,
+detect/<detector>.jsonl and detect/timelines/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SEED = 3
+HEADS = (("overall", ""), ("video", "video "), ("audio", "audio "))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big the demo is: corpus size and clip lengths, training epochs, the largest batch (a tiny
+    training part must still fill one batch), videos scored by detect."""
+
+    videos: int
+    durations: tuple[float, float]
+    epochs: int
+    max_batch: int
+    detect_videos: int
+
+
+FULL = Budget(videos=96, durations=(2.0, 4.0), epochs=8, max_batch=16, detect_videos=4)
+QUICK = Budget(videos=24, durations=(1.0, 1.6), epochs=1, max_batch=4, detect_videos=2)
+
+# name -> (data protocol, its parameters); the held-out method is a video forgery absent from training.
+PROTOCOLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "intra": ("random", {"train": 0.6, "val": 0.2, "test": 0.2, "stratify": True}),
+    "leave-one-method-out": ("leave-one-method-out", {"held_out": "faceswap", "val_fraction": 0.2}),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser("demo", help="synthetic corpus -> train every detector -> compare -> detect")
+    demo.add_argument("--out", default="avforensics-demo", help="report folder (default: %(default)s)")
+    demo.add_argument("--quick", action="store_true", help="tiny corpus and budget: a smoke test")
+    demo.add_argument("--models", nargs="+", metavar="NAME", help="only these detectors (default: all)")
+    demo.add_argument("--workers", type=int, default=2, help="processes for rendering and preparing")
+    demo.set_defaults(run=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    budget = QUICK if args.quick else FULL
+    out = Path(args.out)
+    detectors, skipped = demo_detectors(args.models)
+    for name, reason in skipped.items():
+        print(f"skipping detector {name}: {reason}")
+    if not detectors:
+        print("avforensics demo: error: no detector to train (see the reasons above)")
+        return 2
+    corpus, prepared = build_corpus(out, budget, args.workers)
+    rows: list[dict[str, Any]] = []
+    failures = 0
+    for name in detectors:
+        for protocol in PROTOCOLS:
+            try:
+                rows.append(train_and_evaluate(name, protocol, corpus, prepared, out, budget))
+            except Exception as error:  # one detector failing must not hide the others' results
+                log.exception("%s under %s failed", name, protocol)
+                reason = f"{type(error).__name__}: {error}"
+                rows.append({"detector": name, "protocol": protocol, "error": reason})
+                failures += 1
+    comparison = write_comparison(rows, out)
+    print("\n" + comparison)
+    detect_summary = run_detect(rows, corpus, out, budget)
+    print(detect_summary)
+    print(f"demo finished in {(time.perf_counter() - started) / 60:.1f} min; everything is in {out}/:")
+    for line in (
+        "corpus/               synthetic videos and manifest.csv (labels, fake periods)",
+        "runs/<detector>/<protocol>/evaluation/   metrics.md, predictions, plots/roc_*.png",
+        "runs/<detector>/<protocol>/calibrated.ckpt   the trained detector, ready for `avforensics detect`",
+        "comparison.md/.csv/.json   the table above",
+        "detect/<detector>.jsonl, detect/timelines/*.png   reports of held-out videos",
+    ):
+        print(f"  {line}")
+    return 1 if failures else 0
+
+
+def demo_detectors(only: list[str] | None) -> tuple[list[str], dict[str, str]]:
+    """Registered detectors that have a small configuration, and the reason for each one left out."""
+    import avforensics.models
+    from avforensics.models.registry import registered_models
+
+    for module in pkgutil.iter_modules(avforensics.models.__path__, "avforensics.models."):
+        importlib.import_module(module.name)
+    names = sorted(registered_models())
+    skipped = {}
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            skipped.update(dict.fromkeys(unknown, f"not registered (registered: {', '.join(names)})"))
+        names = [name for name in names if name in only]
+    for name in names:
+        if not small_config_path(name).is_file():
+            skipped[name] = f"no small configuration at {small_config_path(name)}"
+    return [name for name in names if name not in skipped], skipped
+
+
+def small_config_path(name: str) -> Path:
+    return CONFIGS / name / "small.yaml"
+
+
+def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
+    """Render the synthetic corpus and prepare it once for every detector (224 px face crops)."""
+    from avforensics.data.adapters import get_adapter
+    from avforensics.data.prepare import PrepareOptions, prepare_dataset
+    from avforensics.synth.corpus import generate_corpus, summarise
+
+    corpus, prepared = out / "corpus", out / "prepared"
+    if not (corpus / "manifest.csv").is_file():
+        print(f"1/4 rendering {budget.videos} synthetic videos into {corpus}")
+        videos = generate_corpus(corpus, budget.videos, SEED, workers=workers, progress=True,
+                                 durations=budget.durations)
+        print(summarise(videos))
+    records = get_adapter("synthetic").records(corpus)
+    print(f"2/4 preparing faces and audio into {prepared}")
+    counts = prepare_dataset(records, prepared, PrepareOptions(), dataset="synthetic", workers=workers)
+    if counts["failed_total"]:
+        log.warning("%d video(s) could not be prepared; see %s/manifest.jsonl", counts["failed_total"],
+                    prepared)
+    return corpus, prepared
+
+
+def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget) -> Any:
+    """The detector's small configuration on the demo corpus, split by `protocol`, with the demo budget."""
+    from avforensics.train.config import load_config
+
+    configured = load_config(small_config_path(name))
+    data_protocol, params = PROTOCOLS[protocol]
+    epochs = budget.epochs
+    overrides = [
+        "data.dataset=synthetic", f"data.root={corpus}", f"data.protocol={data_protocol}",
+        "data.split_file=''", f"data.options.prepared={prepared}", f"data.options.seed={SEED}",
+        f"data.options.protocol_params={_flow(params)}", "data.val_split=val",
+        f"data.batch_size={min(configured.data.batch_size, budget.max_batch)}",
+        f"optim.epochs={epochs}", "optim.milestones=[]", "optim.schedule=constant", "optim.warmup_epochs=0",
+        f"trainer.val_every_n_epochs={epochs}", "trainer.checkpoint_every_n_steps=1000000",
+        "trainer.progress_bar=false", "trainer.early_stopping_patience=0",
+    ]
+    return load_config(small_config_path(name), overrides)
+
+
+def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, out: Path, budget: Budget
+                       ) -> dict[str, Any]:
+    """Train (unless finished before), evaluate on the test part, calibrate; the comparison row."""
+    from avforensics.eval.evaluate import evaluate
+    from avforensics.eval.tables import row_from_report
+    from avforensics.inference.calibrate import calibrate_checkpoint
+    from avforensics.train.run import LAST_CHECKPOINT, train
+
+    run_dir = out / "runs" / name / protocol
+    config = demo_config(name, protocol, corpus, prepared, budget)
+    tick = time.perf_counter()
+    if not (run_dir / LAST_CHECKPOINT).is_file():
+        print(f"3/4 training {name} ({protocol}, {budget.epochs} epoch(s)) in {run_dir}")
+        train(config, run_dir)
+    evaluation = evaluate(run_dir, run_dir / "evaluation", part="test")
+    calibrated = run_dir / "calibrated.ckpt"
+    calibrate_checkpoint(evaluation.checkpoint, calibrated)
+    heads = {}
+    for head, _ in HEADS:
+        try:
+            heads[head] = row_from_report(evaluation.report, name, "video", head)
+        except KeyError:
+            heads[head] = None
+    return {"detector": name, "protocol": protocol, "heads": heads, "checkpoint": calibrated,
+            "minutes": (time.perf_counter() - tick) / 60}
+
+
+def write_comparison(rows: list[dict[str, Any]], out: Path) -> str:
+    """One table: video-level ACC (at the validation threshold), AUC and AP, overall and per modality."""
+    import csv
+    import io
+    import json
+
+    from avforensics.eval.metrics import csv_value, json_value, percent_text, write_report_files
+
+    columns = [f"{prefix}{metric}" for _, prefix in HEADS for metric in ("ACC", "AUC", "AP")]
+    lines = ["| detector | protocol | videos | " + " | ".join(columns) + " | minutes |",
+             "|---|---|---|" + "---|" * len(columns) + "---|"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["detector", "protocol", "videos", *columns, "minutes", "error"])
+    records = []
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['detector']} | {row['protocol']} | failed: {row['error']} |")
+            writer.writerow([row["detector"], row["protocol"], "", *[""] * len(columns), "", row["error"]])
+            records.append({"detector": row["detector"], "protocol": row["protocol"], "error": row["error"]})
+            continue
+        values = [getattr(row["heads"][head], metric) if row["heads"][head] else None
+                  for head, _ in HEADS for metric in ("acc", "auc", "ap")]
+        n = row["heads"]["overall"].n
+        lines.append(f"| {row['detector']} | {row['protocol']} | {n} | "
+                     + " | ".join("-" if v is None else percent_text(v) for v in values)
+                     + f" | {row['minutes']:.1f} |")
+        csv_cells = ("" if v is None else csv_value(v) for v in values)
+        writer.writerow([row["detector"], row["protocol"], n, *csv_cells, f"{row['minutes']:.2f}", ""])
+        cells = {c: None if v is None else json_value(v) for c, v in zip(columns, values, strict=True)}
+        records.append({"detector": row["detector"], "protocol": row["protocol"], "videos": n, **cells})
+    markdown = ("### Detectors compared on the synthetic corpus (test part, video level, percent)\n\n"
+                + "\n".join(lines) + "\n")
+    write_report_files(out, "comparison", markdown, buffer.getvalue(), json.dumps(records, indent=2))
+    return markdown
+
+
+def run_detect(rows: list[dict[str, Any]], corpus: Path, out: Path, budget: Budget) -> str:
+    """Score a few videos of the intra split's test part with each calibrated detector, with timelines."""
+    from avforensics.data.adapters import get_adapter
+    from avforensics.data.protocols import make_split
+    from avforensics.inference.cli import score_one, summary_table
+    from avforensics.inference.detector import Detector
+    from avforensics.inference.inputs import known_fake_periods
+    from avforensics.inference.plots import plot_timeline
+    from avforensics.inference.report import Report
+    from avforensics.inference.results import ResultsLog
+
+    records = get_adapter("synthetic").records(corpus)
+    protocol, params = PROTOCOLS["intra"]
+    test_ids = set(make_split(protocol, records, SEED, **params).test)
+    held_out = [r for r in records if r.id in test_ids]
+    chosen = [r for r in held_out if r.label == 1][: budget.detect_videos // 2]
+    chosen += [r for r in held_out if r.label == 0][: budget.detect_videos - len(chosen)]
+    periods = known_fake_periods(corpus / "manifest.csv")
+    summaries = []
+    for row in rows:
+        if row["protocol"] != "intra" or "error" in row:
+            continue
+        print(f"4/4 detect with {row['detector']} on {len(chosen)} held-out videos")
+        detector = Detector.from_checkpoint(row["checkpoint"])
+        results = ResultsLog(out / "detect" / f"{row['detector']}.jsonl")
+        for record in chosen:
+            key = str(Path(record.path).absolute())
+            if key not in results:
+                results.append(score_one(detector, key))
+            result = results.records[key]
+            if result["status"] == "ok":
+                stem = f"{row['detector']}-{Path(record.path).stem}.png"
+                picture = out / "detect" / "timelines" / stem
+                plot_timeline(Report.from_dict(result), picture, periods.get(key, ()))
+        results.close()
+        summaries.append(f"detect ({row['detector']}):\n"
+                         + summary_table([results.records[str(Path(r.path).absolute())] for r in chosen], 0))
+    return "\n".join(summaries)
+
+
+def _flow(params: dict[str, Any]) -> str:
+    """A mapping as a YAML flow mapping, the value syntax of `--set`."""
+    return "{" + ", ".join(f"{key}: {value}" for key, value in params.items()) + "}"
