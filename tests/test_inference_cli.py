@@ -160,7 +160,7 @@ def test_killed_detect_resumes_with_one_record_per_input(trained_tiny, tmp_path,
     # A record torn by the kill, half written (replacing whatever partial line the kill left).
     out.write_text("\n".join(complete) + '\n{"input": "' + str(videos[done]) + '", "status": "o')
     code, stdout, stderr = detect(capsys, str(tmp_path / "v*.mp4"), "--model",
-                                  str(trained_tiny["checkpoint"]), "--jsonl", str(out))
+                                  str(trained_tiny["checkpoint"]), "--jsonl", str(out), "--workers", "2")
     assert code == 0, stderr
     final = records(out)
     assert sorted(record["input"] for record in final) == sorted(str(v) for v in videos)
