@@ -18,6 +18,7 @@ import importlib
 import logging
 import pkgutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,8 @@ def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
         print(summarise(videos))
     records = get_adapter("synthetic").records(corpus)
     print(f"2/4 preparing faces and audio into {prepared}")
-    counts = prepare_dataset(records, prepared, PrepareOptions(), dataset="synthetic", workers=workers)
+    counts = prepare_dataset(records, prepared, PrepareOptions(), dataset="synthetic", workers=workers,
+                             progress=_progress_bar("prepare"))
     if counts["failed_total"]:
         log.warning("%d video(s) could not be prepared; see %s/manifest.jsonl", counts["failed_total"],
                     prepared)
@@ -264,6 +266,12 @@ def run_detect(rows: list[dict[str, Any]], corpus: Path, out: Path, budget: Budg
         summaries.append(f"detect ({row['detector']}):\n"
                          + summary_table([results.records[str(Path(r.path).absolute())] for r in chosen], 0))
     return "\n".join(summaries)
+
+
+def _progress_bar(description: str) -> Callable[[Iterator[dict], int], Iterator[dict]]:
+    from tqdm import tqdm
+
+    return lambda entries, total: tqdm(entries, total=total, desc=description, unit="video")
 
 
 def _flow(params: dict[str, Any]) -> str:
