@@ -49,8 +49,8 @@ _PAPER: dict[str, Any] = {
     "cmfm_gamma": 1.0,
 }
 # CPU configuration: a random CLIP-shaped micro tower (no CLIP weights exist offline), the real Whisper
-# base, narrower prompts and heads. The random tower carries no prior for prompts to steer, so it is
-# trained (docs/models/avprompt.md, "small configuration").
+# base, 8-frame windows, narrower prompts and heads. A random tower carries no prior for prompts to steer,
+# so it is trained (measured against a frozen one in docs/models/avprompt.md, "The small configuration").
 _SMALL: dict[str, Any] = {
     **_PAPER,
     "clip": "clip-micro",
@@ -65,7 +65,7 @@ _SMALL: dict[str, Any] = {
 
 @register_model
 class AVPromptDetector(DetectorModel):
-    """Fused, video and audio fake logits per 0.64 s window, plus per-frame audio-visual distances.
+    """Fused, video and audio fake logits per window, plus per-frame audio-visual cosine distances.
 
     `branches` selects the Table 4 rows: both (the method), or one branch alone, whose head then gives
     the overall logit. Rows whose `audio_present` is False: the fusion sees a learned "no audio" feature
