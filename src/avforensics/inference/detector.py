@@ -24,7 +24,7 @@ import torch
 
 from avforensics.inference.calibration import Calibration
 from avforensics.inference.checkpoint import load_checkpoint
-from avforensics.inference.preprocessing import DEFAULT_CHUNK_SECONDS, Preprocessing, VideoChunks
+from avforensics.inference.preprocessing import DEFAULT_CHUNK_SECONDS, Chunk, Preprocessing, VideoChunks
 from avforensics.inference.report import HEADS, Report, Segment
 from avforensics.media.errors import MediaWarning
 from avforensics.media.faces import FaceDetector
@@ -113,13 +113,7 @@ class Detector:
     def _predict_path(self, path: Path, name: str) -> Report:
         started = time.perf_counter()
         model_seconds = 0.0
-        options = self.preprocessing.options
-        window_seconds = self.preprocessing.clip_frames / options.fps
-        segments: list[Segment] = []
-        found = frames = 0
-        no_face = True
-        audio_present = True
-        face_notes: list[tuple[int, int, list[str]]] = []  # (start frame, frames, warnings) per chunk
+        tally = _Tally(self.preprocessing.options.fps, self.preprocessing.clip_frames)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MediaWarning)
             chunks = VideoChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds)
@@ -127,31 +121,18 @@ class Detector:
                 tick = time.perf_counter()
                 probabilities = self._calibrated(self.window_logits(chunk.windows))
                 model_seconds += time.perf_counter() - tick
-                for index, item in enumerate(chunk.windows):
-                    start = (chunk.start_frame + item["start_frame"]) / options.fps
-                    values = {h: None if p is None else float(p[index]) for h, p in probabilities.items()}
-                    if not chunk.audio_present:
-                        values["p_audio_fake"] = None
-                    segments.append(Segment(round(start, 6), round(start + window_seconds, 6), **values))
-                found += int(chunk.crops.face_found.sum())
-                frames += chunk.n_frames
-                no_face &= chunk.crops.no_face
-                audio_present &= chunk.audio_present
-                face_notes.append((chunk.start_frame, chunk.n_frames, chunk.crops.warnings))
+                tally.add(chunk, probabilities)
         media_notes = [str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
-        notes = [n for n in media_notes if not VideoChunks.is_streaming_note(n)]
-        notes += _face_notes(face_notes, options.fps)
-        if not audio_present:
+        notes = [n for n in media_notes if not VideoChunks.is_streaming_note(n)] + tally.face_notes()
+        if not tally.audio_present:
             notes.append(f"{name}: no audio track; scored from the video alone, p_audio_fake is null")
-        if chunks.unscored_frames:
-            notes.append(
-                f"{name}: last {chunks.unscored_frames} frame(s) "
-                f"({chunks.unscored_frames / options.fps:.2f} s) are shorter than a window and not scored"
-            )
+        if unscored := chunks.unscored_frames:
+            notes.append(f"{name}: last {unscored} frame(s) ({unscored / tally.fps:.2f} s) are shorter "
+                         "than a window and not scored")
         head = self.calibration.head("p_fake")
-        scores = {h: _mean([getattr(s, h) for s in segments]) for h in HEADS}
+        scores = {h: _mean([getattr(s, h) for s in tally.segments]) for h in HEADS}
         total = time.perf_counter() - started
-        duration = segments[-1].end if segments else 0.0
+        duration = tally.segments[-1].end if tally.segments else 0.0
         return Report(
             path=name,
             model=self.model_id,
@@ -162,9 +143,9 @@ class Detector:
             threshold=head.threshold,
             calibrated=self.calibration.calibrated,
             duration=duration,
-            segments=segments,
-            faces_found=found / frames if frames else 0.0,
-            flags={"no_audio": not audio_present, "no_face": no_face},
+            segments=tally.segments,
+            faces_found=tally.found / tally.frames if tally.frames else 0.0,
+            flags={"no_audio": not tally.audio_present, "no_face": tally.no_face},
             warnings=list(dict.fromkeys(notes)),
             timing={
                 "decode_and_faces_s": round(total - model_seconds, 4),
@@ -181,15 +162,38 @@ class Detector:
         }
 
 
-def _face_notes(per_chunk: list[tuple[int, int, list[str]]], fps: float) -> list[str]:
-    """The face tracker's warnings, each with its chunk's time span when the video had several chunks."""
-    if len(per_chunk) == 1:
-        return list(per_chunk[0][2])
-    return [
-        f"[{start / fps:.1f}-{(start + count) / fps:.1f} s] {note}"
-        for start, count, notes in per_chunk
-        for note in notes
-    ]
+class _Tally:
+    """What a video's chunks add up to: the timeline, face statistics, audio presence, face warnings."""
+
+    def __init__(self, fps: float, clip_frames: int) -> None:
+        self.fps, self.window_seconds = fps, clip_frames / fps
+        self.segments: list[Segment] = []
+        self.found = self.frames = 0
+        self.no_face = self.audio_present = True
+        self.chunk_notes: list[tuple[int, int, list[str]]] = []  # (start frame, frames, warnings)
+
+    def add(self, chunk: Chunk, probabilities: dict[str, torch.Tensor | None]) -> None:
+        for index, item in enumerate(chunk.windows):
+            start = (chunk.start_frame + item["start_frame"]) / self.fps
+            values = {h: None if p is None else float(p[index]) for h, p in probabilities.items()}
+            if not chunk.audio_present:
+                values["p_audio_fake"] = None
+            self.segments.append(Segment(round(start, 6), round(start + self.window_seconds, 6), **values))
+        self.found += int(chunk.crops.face_found.sum())
+        self.frames += chunk.n_frames
+        self.no_face &= chunk.crops.no_face
+        self.audio_present &= chunk.audio_present
+        self.chunk_notes.append((chunk.start_frame, chunk.n_frames, chunk.crops.warnings))
+
+    def face_notes(self) -> list[str]:
+        """The face tracker's warnings, each with its chunk's time span when the video had several."""
+        if len(self.chunk_notes) == 1:
+            return list(self.chunk_notes[0][2])
+        return [
+            f"[{start / self.fps:.1f}-{(start + count) / self.fps:.1f} s] {note}"
+            for start, count, notes in self.chunk_notes
+            for note in notes
+        ]
 
 
 def _mean(values: list[float | None]) -> float | None:
