@@ -38,7 +38,7 @@ def plot_timeline(
         if not values or any(value is None for value in values):
             continue
         times = [segment.start for segment in report.segments] + [report.segments[-1].end]
-        axes.stairs(values, times, color=colour, label=label, lw=2 if key == "p_fake" else 1.2)
+        axes.stairs(values, times, baseline=None, color=colour, label=label, lw=2 if key == "p_fake" else 1.2)
     axes.axhline(report.threshold, color="grey", ls="--", lw=1, label=f"threshold {report.threshold:.2f}")
     axes.set(xlim=(0, end), ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="P(fake)")
     axes.set_title(f"{Path(report.path).name}: {report.verdict} (p_fake {report.p_fake:.2f})", fontsize=10)
