@@ -154,16 +154,16 @@ class FeatureCache:
         `compute(indices)` must return the features of the batch rows `indices` (a LongTensor), each
         tensor with those rows along its first axis.
         """
-        found = [self.get(key) for key in keys]
-        missing = [row for row, entry in enumerate(found) if entry is None]
+        found = {row: entry for row, key in enumerate(keys) if (entry := self.get(key)) is not None}
+        missing = [row for row in range(len(keys)) if row not in found]
         if missing:
             computed = compute(torch.tensor(missing, dtype=torch.long, device=device))
             for position, row in enumerate(missing):
                 entry = {name: value[position] for name, value in computed.items()}
                 self.put(keys[row], entry)
                 found[row] = entry
-        names = found[0].keys()  # type: ignore[union-attr]
-        return {name: torch.stack([entry[name] for entry in found]).to(device) for name in names}  # type: ignore[index]
+        ordered = [found[row] for row in range(len(keys))]
+        return {name: torch.stack([entry[name] for entry in ordered]).to(device) for name in ordered[0]}
 
     def _remember(self, key: str, entry: Features) -> None:
         size = sum(value.numel() * value.element_size() for value in entry.values())

@@ -2,8 +2,8 @@
 
 paper: CLIP ViT-B/16 + Whisper-small (Sec. 4.1), 16 frames, audio padded to 30 s, LoRA r=8 alpha=16.
 small: a frozen random 224 px CLIP ("clip-micro": no CLIP weights exist offline, so both branches read a
-       fixed random feature map) with StA on its last 2 of 4 blocks, one kernel per stream and one conv per
-       kernel; real Whisper-base weights (installed offline) with LoRA on its last 2 of 6 layers; unpadded
+       fixed random feature map) with StA on its last block only, one kernel per stream and one conv per
+       kernel; real Whisper-base weights (installed offline) with LoRA on its last layer only; unpadded
        0.64 s audio; narrower fusion layers; unimodal heads trained jointly. Adapting only the last blocks
        lets the cache also serve the frozen blocks below them, which is most of the CPU time.
 """
@@ -38,12 +38,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "whisper_weights": "whisper-base",
         "num_frames": 16,
         "pad_audio_to_30s": False,
-        "adapter": {"layers": [2, 3], "spatial_kernels": [3], "temporal_kernels": [3], "conv_depth": 1},
-        "lora_layers": [4, 5],
-        "shared_dim": 128,
+        "adapter": {"layers": [3], "spatial_kernels": [3], "temporal_kernels": [3], "conv_depth": 1},
+        "lora_layers": [5],
+        "shared_dim": 64,
         "shared_heads": 4,
-        "embedding_dim": 128,
-        "predictor_hidden": 32,
+        "embedding_dim": 64,
+        "predictor_hidden": 16,
         "head_hidden": 64,
         "head_dropout": 0.1,
         "unimodal_heads": "joint",
