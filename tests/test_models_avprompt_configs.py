@@ -55,3 +55,14 @@ def test_paper_schedule_is_the_papers() -> None:
     assert (config.optim.schedule, config.optim.milestones, config.optim.gamma) == ("multistep", [12], 0.1)
     assert (config.data.clip_frames, config.data.protocol) == (16, "ethnicity")
     assert AVPromptDetector.configs["paper"]["train_clip"] is False
+
+
+def test_small_config_trains_its_random_tower_tenfold_faster() -> None:
+    with torch.device("meta"):
+        small = build_model("avprompt", "small")
+        paper = build_model("avprompt", "paper")
+        audio_only = build_model("avprompt", "small", branches=["audio"])
+    assert small.lr_scales() == {"visual.": 10.0, "video_head.": 10.0}
+    assert paper.lr_scales() == {} and audio_only.lr_scales() == {}
+    with pytest.raises(ValueError, match="tower_lr_scale must be positive"):
+        build_model("avprompt", "small", tower_lr_scale=0.0)

@@ -12,7 +12,7 @@ from avforensics.train.sampling import ResumableLoader, ShardedSampler
 
 
 def _lrs(config: OptimConfig, steps_per_epoch: int, steps: int) -> list[float]:
-    optimizer = build_optimizer(nn.Linear(2, 1).parameters(), config)
+    optimizer = build_optimizer(nn.Linear(2, 1).named_parameters(), config)
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
     values = []
     for _ in range(steps):
@@ -30,6 +30,23 @@ def test_av_prompt_schedule_drops_tenfold_after_twelve_epochs() -> None:
     for epoch, values in enumerate(per_epoch):
         expected = 1e-4 if epoch < 12 else 1e-5
         assert values == pytest.approx([expected] * 7, rel=1e-12), epoch
+
+
+def test_lr_scales_by_longest_prefix_survive_the_schedule() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1)))
+    config = OptimConfig(optimizer="adam", lr=1e-4, schedule="multistep", milestones=[1], epochs=2)
+    optimizer = build_optimizer(model.named_parameters(), config, {"1.": 10.0, "1.1.": 3.0})
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch=2)
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert [lr_of[id(p)] for p in model[0].parameters()] == pytest.approx([1e-4, 1e-4])
+    assert [lr_of[id(p)] for p in model[1][0].parameters()] == pytest.approx([1e-3, 1e-3])
+    assert [lr_of[id(p)] for p in model[1][1].parameters()] == pytest.approx([3e-4, 3e-4])
+    for _ in range(2):
+        optimizer.step()
+        scheduler.step()
+    assert sorted(group["lr"] for group in optimizer.param_groups) == pytest.approx([1e-5, 3e-5, 1e-4])
+    with pytest.raises(ValueError, match="must be positive"):
+        build_optimizer(model.named_parameters(), config, {"1.": 0.0})
 
 
 def test_warmup_then_cosine_and_step_schedules() -> None:

@@ -89,6 +89,11 @@ class DetectorModel(nn.Module, abc.ABC):
         total = sum(p.numel() for p in self.parameters())
         return trainable, total
 
+    def lr_scales(self) -> dict[str, float]:
+        """Learning-rate multipliers by parameter-name prefix (e.g. a from-scratch tower next to fine-tuned
+        layers); parameters no prefix matches train at the configured lr."""
+        return {}
+
     def frozen_backbone_ids(self) -> dict[str, str]:
         """Identifiers (name and weight hash) of frozen pretrained parts, stored in checkpoints."""
         return {}

@@ -61,7 +61,9 @@ class DetectorModule(pl.LightningModule):
         self._rows: list[dict[str, Any]] = []
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build_optimizer(self.model.parameters(), self.experiment.optim)
+        optimizer = build_optimizer(
+            self.model.named_parameters(), self.experiment.optim, self.model.lr_scales()
+        )
         # A fresh loader only for its length: asking the trainer instead (estimated_stepping_batches) would
         # start the real training loader before a resume could restore its position.
         steps_per_epoch = len(self.trainer.datamodule.train_dataloader())

@@ -8,7 +8,7 @@ exact step. A milestone at epoch m takes effect once m epochs are complete (torc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -17,17 +17,35 @@ from torch import nn
 from avforensics.train.config import OptimConfig
 
 
-def build_optimizer(parameters: Iterable[nn.Parameter], config: OptimConfig) -> torch.optim.Optimizer:
-    """The optimiser over the trainable parameters."""
-    trainable = [p for p in parameters if p.requires_grad]
-    if not trainable:
+def build_optimizer(
+    named_parameters: Iterable[tuple[str, nn.Parameter]],
+    config: OptimConfig,
+    lr_scales: Mapping[str, float] | None = None,
+) -> torch.optim.Optimizer:
+    """The optimiser over the trainable parameters, one group per lr scale (`DetectorModel.lr_scales`).
+
+    A parameter takes the scale of the longest prefix of its name in `lr_scales`, else 1. The scheduler
+    multiplies every group's lr by the same factor, so the ratios hold through warmup and decay.
+    """
+    scales = dict(lr_scales or {})
+    for prefix, scale in scales.items():
+        if not scale > 0:
+            raise ValueError(f"lr scale of {prefix!r} must be positive, got {scale}")
+    by_scale: dict[float, list[nn.Parameter]] = {}
+    for name, parameter in named_parameters:
+        if parameter.requires_grad:
+            matches = [prefix for prefix in scales if name.startswith(prefix)]
+            scale = scales[max(matches, key=len)] if matches else 1.0
+            by_scale.setdefault(scale, []).append(parameter)
+    if not by_scale:
         raise ValueError("the model has no trainable parameters")
+    groups = [{"params": params, "lr": config.lr * scale} for scale, params in by_scale.items()]
     if config.optimizer in ("adam", "adamw"):
         adam = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-        return adam(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        return adam(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
     raise ValueError(f"unknown optimizer {config.optimizer!r}; expected adam, adamw or sgd")
 

@@ -34,6 +34,7 @@ _PAPER: dict[str, Any] = {
     "whisper": "whisper-base",
     "whisper_weights": "whisper-base",
     "train_clip": False,
+    "tower_lr_scale": 1.0,
     "backbone_seed": 0,
     "num_frames": 16,
     "visual_prompts": 1,
@@ -56,6 +57,7 @@ _SMALL: dict[str, Any] = {
     "clip": "clip-micro",
     "clip_weights": None,
     "train_clip": True,
+    "tower_lr_scale": 10.0,
     "num_frames": 8,
     "audio_prompt_dim": 64,
     "fused_dim": 64,
@@ -83,6 +85,7 @@ class AVPromptDetector(DetectorModel):
         whisper: str | Mapping[str, Any],
         whisper_weights: str | None,
         train_clip: bool,
+        tower_lr_scale: float,
         backbone_seed: int,
         num_frames: int,
         visual_prompts: int,
@@ -106,7 +109,10 @@ class AVPromptDetector(DetectorModel):
             raise ValueError(f"cmfm_level must be 'frame' or 'segment', got {cmfm_level!r}")
         if num_frames < 1:
             raise ValueError(f"num_frames must be positive, got {num_frames}")
+        if not tower_lr_scale > 0:
+            raise ValueError(f"tower_lr_scale must be positive, got {tower_lr_scale}")
         self.num_frames = num_frames
+        self.tower_lr_scale = tower_lr_scale
         self.audio_samples = num_frames * samples_per_frame(FPS, SAMPLE_RATE)
         self.cmfm_level = cmfm_level
         self.cmfm_weights = CMFMWeights(cmfm_alpha, cmfm_beta, cmfm_gamma)
@@ -186,6 +192,13 @@ class AVPromptDetector(DetectorModel):
             shared = [p for p in branch.parameters() if p.requires_grad]
             groups.append(GradientGroup(f"{unimodal}_branch", shared, (unimodal,), multimodal))
         return groups
+
+    def lr_scales(self) -> dict[str, float]:
+        """The visual branch and its head at `tower_lr_scale` x lr: a from-scratch tower learns slower than
+        prompts on pretrained features (the paper's 1e-4 was set for those)."""
+        if self.visual is None or self.tower_lr_scale == 1.0:
+            return {}
+        return {"visual.": self.tower_lr_scale, "video_head.": self.tower_lr_scale}
 
     def frozen_backbone_ids(self) -> dict[str, str]:
         ids = {}
