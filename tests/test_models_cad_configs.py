@@ -56,7 +56,8 @@ def test_small_config_trains_through_the_engine(tmp_path):
         "data.dataset=toy_av", "data.root=''", "data.protocol=''", f"data.clip_frames={FRAMES}",
         "data.batch_size=4", "data.window_policy=random",
         f"data.options={{train_videos: 8, val_videos: 4, windows: 1, size: {SIZE}, samples: {SAMPLES}}}",
-        "optim.epochs=1", "trainer.checkpoint_every_n_steps=2", "trainer.log_every_n_steps=1",
+        "optim.epochs=1", "trainer.val_every_n_epochs=1",
+            "trainer.checkpoint_every_n_steps=2", "trainer.log_every_n_steps=1",
         # JSON is YAML: null, numbers, strings and mappings survive `--set key=value` parsing unchanged
         *(f"model.overrides.{key}={json.dumps(value)}" for key, value in TINY_MODEL.items()),
     ]

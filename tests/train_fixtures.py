@@ -131,7 +131,7 @@ class ToyClips:
 @register_dataset("toy_av")
 def toy_dataset(config: DataConfig, split: str, window_policy: str) -> ToyClips:
     options = config.options
-    seeds = {"train": 1, "val": 2}
+    seeds = {"train": 1, "val": 2, "test": 3}
     return ToyClips(
         videos=int(options.get(f"{split}_videos", 32)),
         windows=int(options.get("windows", 3)),
