@@ -33,6 +33,7 @@ def write_video(
     rotation: int = 0,
     audio_start: float = 0.0,
     faststart: bool = False,
+    threads: int = 0,
 ) -> Path:
     """Encode frames and/or audio into one container (format from the suffix: .mp4, .mkv, .mov, .wav...).
 
@@ -42,6 +43,8 @@ def write_video(
     counter-clockwise, as phones record portrait video) without touching the pixels; `audio_start` (seconds)
     delays the audio track's timestamps, as in files whose sound starts after the picture. `faststart`
     moves an MP4's index to the front (as web uploads are), so players can start before the whole file.
+    `threads` = 1 makes x264 deterministic (its frame threads may decide macroblocks differently from run to
+    run); 0 lets the encoder choose.
     """
     path = Path(path)
     if frames is None and audio is None:
@@ -56,7 +59,7 @@ def write_video(
             if size is None:
                 frames = np.asarray(frames, dtype=np.uint8)
                 size = (frames.shape[2], frames.shape[1])
-            video_stream = _video_stream(container, size, fps, video_codec, crf, preset, frame_times)
+            video_stream = _video_stream(container, size, fps, video_codec, crf, preset, frame_times, threads)
             if rotation:
                 video_stream.set_display_rotation(rotation)
         if audio is not None:
@@ -93,13 +96,14 @@ def _video_stream(
     crf: int,
     preset: str,
     frame_times: np.ndarray | None,
+    threads: int,
 ) -> av.video.stream.VideoStream:
     width, height = size
     stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
     stream.width, stream.height = width - width % 2, height - height % 2
     stream.pix_fmt = "yuv420p"
     if codec == "libx264":
-        stream.options = {"crf": str(crf), "preset": preset}
+        stream.options = {"crf": str(crf), "preset": preset, **({"threads": str(threads)} if threads else {})}
     if frame_times is not None:
         stream.codec_context.time_base = _VFR_TIME_BASE
     return stream

@@ -91,7 +91,10 @@ def render_clip(clip: ClipSpec, corpus_seed: int, out_dir: str | Path) -> SynthV
     relative = Path("videos") / f"{clip.name}.mp4"
     path = Path(out_dir) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(path, frames, spec.fps, audio, spec.sample_rate, size=(spec.size, spec.size), crf=spec.crf)
+    # One encoder thread: the same seed then gives byte-identical files (and no oversubscribed workers).
+    write_video(
+        path, frames, spec.fps, audio, spec.sample_rate, size=(spec.size, spec.size), crf=spec.crf, threads=1
+    )
     x1, y1, x2, y2 = sprite.layout.face_box()
     seconds = np.arange(0, scene.n_frames, spec.fps)
     boxes = [
