@@ -43,8 +43,8 @@ def write_video(
     counter-clockwise, as phones record portrait video) without touching the pixels; `audio_start` (seconds)
     delays the audio track's timestamps, as in files whose sound starts after the picture. `faststart`
     moves an MP4's index to the front (as web uploads are), so players can start before the whole file.
-    `threads` = 1 makes x264 deterministic (its frame threads may decide macroblocks differently from run to
-    run); 0 lets the encoder choose.
+    `threads` sets x264's thread count (0: the encoder chooses); 1 keeps parallel workers from
+    oversubscribing the cores. Even single-threaded, libx264 output is not bit-identical from run to run.
     """
     path = Path(path)
     if frames is None and audio is None:

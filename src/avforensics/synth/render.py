@@ -8,6 +8,7 @@ needs. So a fake differs from its real source exactly by its manipulation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +71,21 @@ class _Scene:
         )
 
 
-def render_clip(clip: ClipSpec, corpus_seed: int, out_dir: str | Path) -> SynthVideo:
-    """Write `out_dir`/videos/<name>.mp4 for `clip` and return its manifest row."""
+@dataclass
+class ComposedClip:
+    """A clip before encoding: its frames (streamed), soundtrack and manifest row."""
+
+    frames: Iterator[np.ndarray]
+    audio: np.ndarray
+    video: SynthVideo
+
+
+def compose_clip(clip: ClipSpec, corpus_seed: int) -> ComposedClip:
+    """Everything `render_clip` encodes, computed exactly (bit for bit) from the seeds.
+
+    libx264 here is not bit-reproducible even with one thread (a few macroblocks of the first frames vary
+    from run to run), so this, not the .mp4 bytes, is where the corpus' determinism is defined and tested.
+    """
     scene = _Scene(clip.scene, corpus_seed)
     spec = scene.spec
     rng = np.random.default_rng([corpus_seed, clip.seed])
@@ -88,13 +102,6 @@ def render_clip(clip: ClipSpec, corpus_seed: int, out_dir: str | Path) -> SynthV
         _in_periods(scene.times, clip.fake_periods) if edit is not None else np.zeros(scene.n_frames, bool)
     )
     frames = _frames(scene, sprite, edit, edited, opening, width, tops, lefts)
-    relative = Path("videos") / f"{clip.name}.mp4"
-    path = Path(out_dir) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One encoder thread: the same seed then gives byte-identical files (and no oversubscribed workers).
-    write_video(
-        path, frames, spec.fps, audio, spec.sample_rate, size=(spec.size, spec.size), crf=spec.crf, threads=1
-    )
     x1, y1, x2, y2 = sprite.layout.face_box()
     seconds = np.arange(0, scene.n_frames, spec.fps)
     boxes = [
@@ -102,8 +109,8 @@ def render_clip(clip: ClipSpec, corpus_seed: int, out_dir: str | Path) -> SynthV
         for i in seconds
     ]
     video_label, audio_label = int(bool(clip.video_method)), int(bool(clip.audio_method))
-    return SynthVideo(
-        path=relative.as_posix(),
+    video = SynthVideo(
+        path=(Path("videos") / f"{clip.name}.mp4").as_posix(),
         label=int(video_label or audio_label),
         video_label=video_label,
         audio_label=audio_label,
@@ -123,6 +130,27 @@ def render_clip(clip: ClipSpec, corpus_seed: int, out_dir: str | Path) -> SynthV
         seed=clip.seed,
         face_boxes=boxes,
     )
+    return ComposedClip(frames, audio, video)
+
+
+def render_clip(clip: ClipSpec, corpus_seed: int, out_dir: str | Path) -> SynthVideo:
+    """Write `out_dir`/videos/<name>.mp4 for `clip` and return its manifest row."""
+    composed = compose_clip(clip, corpus_seed)
+    spec = clip.scene
+    path = Path(out_dir) / composed.video.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One encoder thread: no oversubscribed workers, and x264's frame threads add no further variation.
+    write_video(
+        path,
+        composed.frames,
+        spec.fps,
+        composed.audio,
+        spec.sample_rate,
+        size=(spec.size, spec.size),
+        crf=spec.crf,
+        threads=1,
+    )
+    return composed.video
 
 
 def _required(donor: Identity | None, clip: ClipSpec) -> Identity:
