@@ -63,6 +63,10 @@ def test_labels_categories_methods_and_periods_agree(corpus) -> None:
         for x1, y1, x2, y2 in video.face_boxes:
             assert 0 <= x1 < x2 <= video.width and 0 <= y1 < y2 <= video.height
     assert any(v.fake_periods and v.fake_periods != [[0.0, v.duration]] for v in videos)  # partial fakes
+    # one person per scene (its four renders), and no donor ever appears as a source
+    sources = Counter(video.identity for video in videos)
+    assert len(sources) == CORPUS_VIDEOS // 4 and set(sources.values()) == {4}
+    assert not set(sources) & {video.donor for video in videos}
 
 
 def _inside_and_outside(times: np.ndarray, periods: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,11 @@ Every real scene is rendered once as RVRA and three times manipulated (RVFA, FVR
 real datasets derive fakes from real sources. Because the four share duration, background, loudness,
 leading silence and encoder settings, none of these can tell real from fake; methods rotate across
 groups so that every method gets about the same number of clips.
+
+Each scene has a person of its own (even identity indices), and donors, whose face or voice a fake
+borrows, come from a separate pool (odd indices) that never appears as a source. Otherwise a model could
+learn faces instead of forgeries: a donor seen as real in its own scenes and as fake when swapped into
+another's teaches the opposite of what a held-out identity needs.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ PARTIAL_METHODS = frozenset({"gan_upsampling", "lipsync", "vocoder_tts", "voice_
 CATEGORIES = ("RVRA", "RVFA", "FVRA", "FVFA")
 _PARTIAL_EVERY = 3
 DEFAULT_DURATIONS = (2.0, 5.0)
+DONOR_POOL = 64  # distinct donor identities
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,16 @@ def _periods(rng: np.random.Generator, duration: float, partial: bool) -> tuple[
     return tuple(periods)
 
 
+def source_identity(group: int) -> int:
+    """The person recorded in scene group `group`: one per scene, never a donor."""
+    return 2 * group
+
+
+def donor_identity(slot: int) -> int:
+    """Donor `slot` of the pool: an identity no scene is recorded with."""
+    return 2 * slot + 1
+
+
 def plan_corpus(
     n_videos: int, seed: int, difficulty: float, durations: tuple[float, float] = DEFAULT_DURATIONS
 ) -> list[ClipSpec]:
@@ -117,11 +133,11 @@ def plan_corpus(
         raise ValueError(f"durations must be (min, max) seconds with 1 <= min <= max, got {durations}")
     rng = np.random.default_rng([seed, 0x5C])
     n_groups = math.ceil(n_videos / len(CATEGORIES))
-    n_identities = max(4, math.ceil(n_groups / 2))
     clips: list[ClipSpec] = []
     partial_candidates = 0
     for group in range(n_groups):
-        scene = _scene(rng, seed=int(rng.integers(2**31)), identity=group % n_identities, durations=durations)
+        scene_seed = int(rng.integers(2**31))
+        scene = _scene(rng, seed=scene_seed, identity=source_identity(group), durations=durations)
         methods = {
             "RVRA": ("", ""),
             "RVFA": ("", AUDIO_METHODS[group % 2]),
@@ -137,7 +153,7 @@ def plan_corpus(
             if fake and {video_method, audio_method} - {""} <= PARTIAL_METHODS:
                 partial_candidates += 1
                 partial = partial_candidates % _PARTIAL_EVERY == 1
-            donor = (scene.identity + 1 + int(rng.integers(n_identities - 1))) % n_identities if fake else -1
+            donor = donor_identity(int(rng.integers(DONOR_POOL))) if fake else -1
             strength = float(np.clip((1.0 - difficulty) * rng.uniform(0.8, 1.2), 0.05, 1.0))
             clips.append(
                 ClipSpec(
