@@ -21,10 +21,16 @@ def test_models_lists_configurations_with_parameter_counts(capsys: pytest.Captur
 
 def test_train_command_writes_resolved_config_checkpoints_and_logs(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert main(["train", str(ENGINE_CONFIG), "--out", str(out), "--set", "optim.max_steps=3",
-                 "--set", "optim.lr=5e-3"]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main(["train", str(ENGINE_CONFIG), "--out", str(out), "--set", "optim.max_steps=3",
+                     "--set", "optim.lr=5e-3", "--set", "trainer.threads=1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["optim"]["lr"] == 0.005 and saved["optim"]["max_steps"] == 3
+    assert saved["trainer"]["threads"] == 1
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert (out / "csv" / "version_0" / "metrics.csv").read_text().startswith("epoch,step,")
     assert any((out / "tensorboard").glob("events.out.tfevents.*"))

@@ -53,6 +53,8 @@ def test_wrong_types_choices_and_missing_files_are_errors(tmp_path: Path) -> Non
         load_config(base, ["optim.schedule=linear"])
     with pytest.raises(ConfigError, match=r"data\.batch_size must be positive"):
         load_config(base, ["data.batch_size=0"])
+    with pytest.raises(ConfigError, match=r"trainer\.threads must be >= 0, got -1"):
+        load_config(base, ["trainer.threads=-1"])
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_config(base, ["optim.lr"])
     with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found \(extended by"):

@@ -57,6 +57,8 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     if not resume and last.exists():
         raise FileExistsError(f"{run_dir} already holds a run ({last}); pass --resume or another --out")
 
+    if config.trainer.threads:
+        torch.set_num_threads(config.trainer.threads)
     pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
     model = build_model(config.model.name, config.model.config, **config.model.overrides)
     combiner = build_combiner(config.loss.combiner, **config.loss.combiner_options)
