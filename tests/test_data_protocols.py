@@ -98,6 +98,9 @@ def test_identity_kfold_is_disjoint_and_balanced(synthetic):
         }
         test_union += [r.id for r in parts["test"]]
     assert sorted(test_union) == sorted(r.id for r in synthetic)
+    # `{k:5}` in YAML flow style is the key "k:5"; the error says so instead of a TypeError
+    with pytest.raises(ProtocolError, match=r"identity-kfold: unknown parameter\(s\) \['k:5'\]; it takes \["):
+        make_split("identity-kfold", synthetic, seed=7, **{"k:5": None})
 
 
 def test_mrdf_balanced_folds_draw_per_category(fakeavceleb):

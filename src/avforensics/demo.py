@@ -47,7 +47,9 @@ QUICK = Budget(videos=24, durations=(1.0, 1.6), epochs=1, max_batch=4, detect_vi
 
 # name -> (data protocol, its parameters); the held-out method is a video forgery absent from training.
 PROTOCOLS: dict[str, tuple[str, dict[str, Any]]] = {
-    "intra": ("random", {"train": 0.6, "val": 0.2, "test": 0.2, "stratify": True}),
+    # scene-disjoint: every synthetic scene has its own person, so identity folds keep a scene's four
+    # renders (one per category) together and every fold holds all four categories
+    "intra": ("identity-kfold", {"k": 5, "fold": 0, "val_fold": True}),
     "leave-one-method-out": ("leave-one-method-out", {"held_out": "faceswap", "val_fraction": 0.2}),
 }
 

@@ -8,6 +8,7 @@ the same split (and the same sha256) on any machine. See docs/datasets.md for wh
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import re
@@ -368,6 +369,14 @@ class Protocol:
     description: str = ""
 
     def __call__(self, records: Sequence[VideoRecord], seed: int = 0, **params: Any) -> Split:
+        accepted = inspect.signature(self.build).parameters
+        unknown = sorted(set(params) - set(accepted) - {"records", "seed", "name"})
+        if unknown:
+            known = sorted(set(accepted) - {"records", "seed", "name"})
+            raise ProtocolError(
+                f"protocol {self.name}: unknown parameter(s) {unknown}; it takes {known}"
+                " (in YAML flow style write `{k: 5}`, with a space after the colon)"
+            )
         return self.build(records, seed, **{**self.defaults, **params, "name": self.name})
 
 
