@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from avforensics.backbones.conv_stem import ConvStem
 from avforensics.backbones.hooks import HookContext, LayerHook, run_layers
 from avforensics.backbones.identity import WeightsId
 from avforensics.backbones.output import BackboneOutput
@@ -33,7 +34,8 @@ class HookedCLIPVision(nn.Module):
 
     Accepts (N, 3, H, W) images or (B, T, 3, H, W) clips; for clips the hooks see B*T sequences and
     `ctx.num_frames = T`. Images of another size than `config.image_size` (multiples of the patch size)
-    get bicubically interpolated position embeddings.
+    get bicubically interpolated position embeddings. A config with `conv_stem: true` (the CPU sizes that
+    train from scratch) replaces the patch convolution by a `ConvStem` with the same output grid.
     """
 
     def __init__(self, config: CLIPVisionConfig, tower: CLIPVisionModel | None = None):
@@ -41,6 +43,10 @@ class HookedCLIPVision(nn.Module):
         tower = CLIPVisionModel(config) if tower is None else tower
         self.config = tower.config
         self.embeddings = tower.embeddings
+        if getattr(self.config, "conv_stem", False):
+            self.embeddings.patch_embedding = ConvStem(
+                self.config.num_channels, self.config.hidden_size, self.config.patch_size
+            )
         self.pre_layrnorm = tower.pre_layrnorm
         self.encoder = tower.encoder
         self.post_layernorm = tower.post_layernorm
