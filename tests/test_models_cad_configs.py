@@ -19,6 +19,7 @@ ALL_TERMS = {"fused", "video", "audio", "kl", "kd"}
 EXPECTED_TERMS = {
     "paper": ALL_TERMS,
     "small": ALL_TERMS,
+    "demo": ALL_TERMS,
     "only_video": {"video"},
     "no_alignment": ALL_TERMS - {"kl"},
     "no_cross_attention": ALL_TERMS,
@@ -66,3 +67,15 @@ def test_small_config_trains_through_the_engine(tmp_path):
     assert result.global_step == 2
     assert result.last_checkpoint.is_file()
     assert any(name.startswith("val/") and "auc" in name for name in result.metrics)
+
+
+def test_small_config_trains_its_own_tower_copy_at_a_lower_rate():
+    with torch.device("meta"):
+        small = build_model("cad", "small")
+        paper = build_model("cad", "paper")
+    assert small.lr_scales() == {"video_clip.": 0.3}
+    assert all(p.requires_grad for p in small.video_clip.parameters())
+    assert not any(p.requires_grad for p in small.clip.parameters())
+    assert paper.lr_scales() == {} and paper.video_clip is None
+    with pytest.raises(ValueError, match="video_backbone_lr_scale must be positive"):
+        build_model("cad", "small", video_backbone_lr_scale=0.0)

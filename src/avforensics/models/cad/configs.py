@@ -1,11 +1,13 @@
 """CAD's named configurations: the paper's (GPU, published weights) and a small one for 2 CPU cores.
 
 paper: CLIP ViT-B/16 + Whisper-small (Sec. 4.1), 16 frames, audio padded to 30 s, LoRA r=8 alpha=16.
-small: a frozen random 224 px CLIP ("clip-micro": no CLIP weights exist offline, so both branches read a
-       fixed random feature map) with StA on its last block only, one kernel per stream and one conv per
-       kernel; real Whisper-base weights (installed offline) with LoRA on its last layer only; unpadded
-       0.64 s audio; narrower fusion layers; unimodal heads trained jointly. Adapting only the last blocks
-       lets the cache also serve the frozen blocks below them, which is most of the CPU time.
+small: a random CLIP-shaped tower with a convolutional stem on 112 px faces ("clip-micro-convstem": no CLIP
+       weights exist offline). The shared branch reads it frozen (cached); the specific branch trains a
+       copy of its own at 0.3 x lr (a frozen random tower gives StA nothing to adapt: docs/models/cad.md),
+       with StA on its last block only, one kernel per stream and one conv per kernel; real Whisper-base
+       weights (installed offline) with LoRA on its last layer only; unpadded 0.64 s audio; narrower
+       fusion layers; unimodal heads trained jointly. Adapting only Whisper's last layer lets the cache serve the
+       frozen layers below it, which is most of the audio side's CPU time.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "cache_mb": 2048.0,
     },
     "small": {
-        "clip": "clip-micro",
+        "clip": "clip-micro-convstem",
         "clip_weights": None,
+        "train_video_backbone": True,
+        "video_backbone_lr_scale": 0.3,
         "whisper": "whisper-base",
         "whisper_weights": "whisper-base",
         "num_frames": 16,

@@ -68,6 +68,7 @@ class CADDetector(DetectorModel):
         distillation: Distillation = "simsiam",
         freeze_shared: bool = True,
         train_video_backbone: bool = False,
+        video_backbone_lr_scale: float = 1.0,
         shared_dim: int = 512,
         shared_heads: int = 8,
         embedding_dim: int = 512,
@@ -95,6 +96,9 @@ class CADDetector(DetectorModel):
         self.distillation = distillation if self.audio_visual else "none"
         self.freeze_shared = freeze_shared
         self.train_video_backbone = train_video_backbone
+        if video_backbone_lr_scale <= 0:
+            raise ValueError(f"video_backbone_lr_scale must be positive, got {video_backbone_lr_scale}")
+        self.video_backbone_lr_scale = video_backbone_lr_scale
         self.probe_heads = unimodal_heads == "probe"
 
         # The CLIP the shared branch reads; also the specific branch's unless it needs a copy of its own.
@@ -289,6 +293,13 @@ class CADDetector(DetectorModel):
             GradientGroup("video_encoder", [p for p in video if p.requires_grad], ("video",), multimodal),
             GradientGroup("audio_encoder", [p for p in audio if p.requires_grad], ("audio",), multimodal),
         ]
+
+    def lr_scales(self) -> dict[str, float]:
+        """A trained tower copy at `video_backbone_lr_scale` x lr: from scratch, a CLIP-shaped transformer
+        does not settle at the rate that suits the heads and LoRA (docs/models/cad.md)."""
+        if self.video_clip is None or not self.train_video_backbone or self.video_backbone_lr_scale == 1.0:
+            return {}
+        return {"video_clip.": self.video_backbone_lr_scale}
 
     def frozen_backbone_ids(self) -> dict[str, str]:
         return {name: weights_id() for name, weights_id in self._frozen_ids.items()}

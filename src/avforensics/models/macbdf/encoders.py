@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from avforensics.backbones.conv_stem import ConvStem
 from avforensics.features.logmel import log_mel_spectrogram
 
 
@@ -81,7 +82,9 @@ class SpaceTimeLayer(nn.Module):
 class VideoEncoder(nn.Module):
     """E_v: per-frame patch embedding, learned space and time positions, divided space-time layers.
 
-    (B, T, 3, H, W) CLIP-normalised frames -> (B, out_dim, T, H/p, W/p) feature map.
+    (B, T, 3, H, W) CLIP-normalised frames -> (B, out_dim, T, H/p, W/p) feature map. `conv_stem` embeds
+    patches with a `ConvStem` instead of one linear map (the CPU size trains from scratch:
+    docs/backbones.md).
     """
 
     def __init__(
@@ -94,13 +97,14 @@ class VideoEncoder(nn.Module):
         heads: int,
         out_dim: int,
         dropout: float = 0.0,
+        conv_stem: bool = False,
     ) -> None:
         super().__init__()
         if image_size % patch:
             raise ValueError(f"video image_size {image_size} is not a multiple of the patch size {patch}")
         self.frames, self.image_size = frames, image_size
         self.grid = image_size // patch
-        self.patch_embed = nn.Conv2d(3, dim, patch, stride=patch)
+        self.patch_embed = ConvStem(3, dim, patch) if conv_stem else nn.Conv2d(3, dim, patch, stride=patch)
         self.spatial_position = nn.Parameter(torch.randn(1, 1, self.grid**2, dim) * 0.02)
         self.temporal_position = nn.Parameter(torch.zeros(1, frames, 1, dim))
         self.layers = nn.ModuleList(SpaceTimeLayer(dim, heads, dropout=dropout) for _ in range(depth))

@@ -87,6 +87,7 @@ _PAPER: dict[str, Any] = {
     "weight_heads": 4,
     "video_weights": None,
     "audio_weights": None,
+    "video_conv_stem": False,
 }
 _SMALL: dict[str, Any] = {
     **_PAPER,
@@ -96,6 +97,7 @@ _SMALL: dict[str, Any] = {
     "video_dim": 64,
     "video_depth": 2,
     "video_heads": 4,
+    "video_conv_stem": True,
     "audio_dim": 64,
     "audio_depth": 2,
     "audio_heads": 4,
@@ -179,6 +181,7 @@ class MACBDF(DetectorModel):
         weight_heads: int,
         video_weights: str | None = None,
         audio_weights: str | None = None,
+        video_conv_stem: bool = False,
     ) -> None:
         super().__init__()
         if depth < 0:
@@ -189,7 +192,8 @@ class MACBDF(DetectorModel):
             raise ValueError(f"a fixed temperature must be > 0, got {temperature}")
         self.frames = frames
         self.video_encoder = VideoEncoder(
-            frames, image_size, video_patch, video_dim, video_depth, video_heads, channels, dropout
+            frames, image_size, video_patch, video_dim, video_depth, video_heads, channels, dropout,
+            conv_stem=video_conv_stem,
         )
         self.audio_encoder = AudioEncoder(
             n_mels,

@@ -50,6 +50,8 @@ def init_video_from_clip(encoder: VideoEncoder, clip: HookedCLIPVision, source: 
     """Copy a CLIP vision tower into the video encoder (its first `depth` layers)."""
     config = clip.config
     first = encoder.layers[0].spatial.attention if len(encoder.layers) else None
+    if not isinstance(encoder.patch_embed, nn.Conv2d):
+        raise ValueError(f"{source}: CLIP weights have a linear patch embedding; set video_conv_stem false")
     _check("width", encoder.patch_embed.out_channels, config.hidden_size, source)
     _check("patch size", encoder.patch_embed.kernel_size[0], config.patch_size, source)
     if first is not None:
