@@ -1,9 +1,10 @@
 """`avforensics demo [--out DIR] [--quick]`: the whole toolkit end to end on this machine.
 
-Generates a synthetic corpus, prepares it (faces + audio), trains the small configuration of every
-registered detector (`configs/<name>/small.yaml`) under two protocols, an intra-corpus split and a
-leave-one-method-out split, with a shorter budget than the detectors' own runs, evaluates each on its test
-part, calibrates it on its validation part, prints one comparison table, scores a few held-out videos with
+Generates a synthetic corpus, prepares it (faces + audio), trains every registered detector's demo
+configuration (`configs/<name>/demo.yaml`: its small configuration with a shorter budget than the
+detector's own runs; `small.yaml` where there is none) under two protocols, an intra-corpus split and a
+leave-one-method-out split, two trainings at a time (one CPU thread each), evaluates each on its test part,
+calibrates it on its validation part, prints one comparison table, scores a few held-out videos with
 `detect` and writes the report folder. Every step skips what an earlier run in the same folder finished.
 
 Layout of OUT: corpus/ (videos + manifest.csv), prepared/, runs/<detector>/<protocol>/ (training run,
@@ -16,9 +17,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import multiprocessing
+import os
 import pkgutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,17 +36,18 @@ HEADS = (("overall", ""), ("video", "video "), ("audio", "audio "))
 
 @dataclass(frozen=True)
 class Budget:
-    """How big the demo is: corpus size and clip lengths, training epochs, the largest batch (a tiny
-    training part must still fill one batch), videos scored by detect."""
+    """How big the demo is: corpus size and clip lengths, training epochs (None: each demo
+    configuration's own), the largest batch (a tiny training part must still fill one batch), videos
+    scored by detect."""
 
     videos: int
     durations: tuple[float, float]
-    epochs: int
+    epochs: int | None
     max_batch: int
     detect_videos: int
 
 
-FULL = Budget(videos=96, durations=(2.0, 4.0), epochs=8, max_batch=16, detect_videos=4)
+FULL = Budget(videos=96, durations=(2.0, 4.0), epochs=None, max_batch=16, detect_videos=4)
 QUICK = Budget(videos=24, durations=(1.0, 1.6), epochs=1, max_batch=4, detect_videos=2)
 
 # name -> (data protocol, its parameters); the held-out method is a video forgery absent from training.
@@ -60,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--quick", action="store_true", help="tiny corpus and budget: a smoke test")
     demo.add_argument("--models", nargs="+", metavar="NAME", help="only these detectors (default: all)")
     demo.add_argument("--workers", type=int, default=2, help="processes for rendering and preparing")
+    demo.add_argument("--jobs", type=int, default=2, help="trainings run side by side (default: %(default)s)")
     demo.set_defaults(run=run_demo)
 
 
@@ -73,18 +79,12 @@ def run_demo(args: argparse.Namespace) -> int:
     if not detectors:
         print("avforensics demo: error: no detector to train (see the reasons above)")
         return 2
+    if args.jobs < 1:
+        print(f"avforensics demo: error: --jobs must be >= 1, got {args.jobs}")
+        return 2
     corpus, prepared = build_corpus(out, budget, args.workers)
-    rows: list[dict[str, Any]] = []
-    failures = 0
-    for name in detectors:
-        for protocol in PROTOCOLS:
-            try:
-                rows.append(train_and_evaluate(name, protocol, corpus, prepared, out, budget))
-            except Exception as error:  # one detector failing must not hide the others' results
-                log.exception("%s under %s failed", name, protocol)
-                reason = f"{type(error).__name__}: {error}"
-                rows.append({"detector": name, "protocol": protocol, "error": reason})
-                failures += 1
+    rows = train_all(detectors, corpus, prepared, out, budget, args.jobs)
+    failures = sum("error" in row for row in rows)
     comparison = write_comparison(rows, out)
     print("\n" + comparison)
     detect_summary = run_detect(rows, corpus, out, budget)
@@ -99,6 +99,27 @@ def run_demo(args: argparse.Namespace) -> int:
     ):
         print(f"  {line}")
     return 1 if failures else 0
+
+
+def train_all(detectors: list[str], corpus: Path, prepared: Path, out: Path, budget: Budget, jobs: int
+              ) -> list[dict[str, Any]]:
+    """Every (detector, protocol) trained and evaluated, `jobs` at a time in fresh processes sharing the
+    CPU cores (on 2 cores, two small trainings side by side with one thread each finish sooner than one
+    after the other with two); a failure becomes its row's error and the others go on."""
+    tasks = [(name, protocol) for name in detectors for protocol in PROTOCOLS]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(train_and_evaluate, name, protocol, corpus, prepared, out, budget, threads)
+                   for name, protocol in tasks]
+        rows = []
+        for (name, protocol), future in zip(tasks, futures, strict=True):
+            try:
+                rows.append(future.result())
+            except Exception as error:  # one detector failing must not hide the others' results
+                log.error("%s under %s failed: %s", name, protocol, error)
+                reason = f"{type(error).__name__}: {error}"
+                rows.append({"detector": name, "protocol": protocol, "error": reason})
+    return rows
 
 
 def demo_detectors(only: list[str] | None) -> tuple[list[str], dict[str, str]]:
@@ -116,13 +137,15 @@ def demo_detectors(only: list[str] | None) -> tuple[list[str], dict[str, str]]:
             skipped.update(dict.fromkeys(unknown, f"not registered (registered: {', '.join(names)})"))
         names = [name for name in names if name in only]
     for name in names:
-        if not small_config_path(name).is_file():
-            skipped[name] = f"no small configuration at {small_config_path(name)}"
+        if not demo_config_path(name).is_file():
+            skipped[name] = f"no demo or small configuration in {CONFIGS / name}"
     return [name for name in names if name not in skipped], skipped
 
 
-def small_config_path(name: str) -> Path:
-    return CONFIGS / name / "small.yaml"
+def demo_config_path(name: str) -> Path:
+    """`configs/<name>/demo.yaml` (the small configuration with the demo's budget), else `small.yaml`."""
+    demo = CONFIGS / name / "demo.yaml"
+    return demo if demo.is_file() else CONFIGS / name / "small.yaml"
 
 
 def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
@@ -147,27 +170,33 @@ def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
     return corpus, prepared
 
 
-def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget) -> Any:
-    """The detector's small configuration on the demo corpus, split by `protocol`, with the demo budget."""
+def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget,
+                threads: int | None = None) -> Any:
+    """The detector's demo configuration on the demo corpus, split by `protocol`, validated once at the end;
+    `threads` sets torch's CPU threads (None: the configuration's)."""
     from avforensics.train.config import load_config
 
-    configured = load_config(small_config_path(name))
+    configured = load_config(demo_config_path(name))
     data_protocol, params = PROTOCOLS[protocol]
-    epochs = budget.epochs
+    epochs = budget.epochs or configured.optim.epochs
     overrides = [
         "data.dataset=synthetic", f"data.root={corpus}", f"data.protocol={data_protocol}",
         "data.split_file=''", f"data.options.prepared={prepared}", f"data.options.seed={SEED}",
         f"data.options.protocol_params={_flow(params)}", "data.val_split=val",
         f"data.batch_size={min(configured.data.batch_size, budget.max_batch)}",
-        f"optim.epochs={epochs}", "optim.milestones=[]", "optim.schedule=constant", "optim.warmup_epochs=0",
-        f"trainer.val_every_n_epochs={epochs}", "trainer.checkpoint_every_n_steps=1000000",
-        "trainer.progress_bar=false", "trainer.early_stopping_patience=0",
+        f"optim.epochs={epochs}", f"trainer.val_every_n_epochs={epochs}",
+        "trainer.checkpoint_every_n_steps=1000000", "trainer.progress_bar=false",
+        "trainer.early_stopping_patience=0",
     ]
-    return load_config(small_config_path(name), overrides)
+    if budget.epochs is not None:  # a fixed short budget: no schedule that assumes the configured length
+        overrides += ["optim.milestones=[]", "optim.schedule=constant", "optim.warmup_epochs=0"]
+    if threads is not None:
+        overrides.append(f"trainer.threads={threads}")
+    return load_config(demo_config_path(name), overrides)
 
 
-def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, out: Path, budget: Budget
-                       ) -> dict[str, Any]:
+def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, out: Path, budget: Budget,
+                       threads: int | None = None) -> dict[str, Any]:
     """Train (unless finished before), evaluate on the test part, calibrate; the comparison row."""
     from avforensics.eval.evaluate import evaluate
     from avforensics.eval.tables import row_from_report
@@ -175,10 +204,10 @@ def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, o
     from avforensics.train.run import LAST_CHECKPOINT, train
 
     run_dir = out / "runs" / name / protocol
-    config = demo_config(name, protocol, corpus, prepared, budget)
+    config = demo_config(name, protocol, corpus, prepared, budget, threads)
     tick = time.perf_counter()
     if not (run_dir / LAST_CHECKPOINT).is_file():
-        print(f"3/4 training {name} ({protocol}, {budget.epochs} epoch(s)) in {run_dir}")
+        print(f"3/4 training {name} ({protocol}, {config.optim.epochs} epoch(s)) in {run_dir}", flush=True)
         train(config, run_dir)
     evaluation = evaluate(run_dir, run_dir / "evaluation", part="test")
     calibrated = run_dir / "calibrated.ckpt"
