@@ -6,8 +6,8 @@ small: a random CLIP-shaped tower with a convolutional stem on 112 px faces ("cl
        copy of its own at 0.3 x lr (a frozen random tower gives StA nothing to adapt: docs/models/cad.md),
        with StA on its last block only, one kernel per stream and one conv per kernel; real Whisper-base
        weights (installed offline) with LoRA on its last layer only; unpadded 0.64 s audio; narrower
-       fusion layers; unimodal heads trained jointly. Adapting only Whisper's last layer lets the cache serve the
-       frozen layers below it, which is most of the audio side's CPU time.
+       fusion layers; unimodal heads trained jointly. Adapting only Whisper's last layer lets the cache
+       serve the frozen layers below it, which is most of the audio side's CPU time.
 """
 
 from __future__ import annotations
