@@ -47,7 +47,7 @@ class Budget:
     detect_videos: int
 
 
-FULL = Budget(videos=96, durations=(2.0, 4.0), epochs=None, max_batch=16, detect_videos=4)
+FULL = Budget(videos=160, durations=(2.0, 4.0), epochs=None, max_batch=16, detect_videos=4)
 QUICK = Budget(videos=24, durations=(1.0, 1.6), epochs=1, max_batch=4, detect_videos=2)
 
 # name -> (data protocol, its parameters); the held-out method is a video forgery absent from training.
