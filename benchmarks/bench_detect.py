@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from avforensics.demo import demo_detectors, small_config_path
+from avforensics.demo import demo_config_path, demo_detectors
 from avforensics.inference.detector import Detector
 from avforensics.inference.preprocessing import Preprocessing, VideoChunks
 from avforensics.media.decode import iter_windows
@@ -97,7 +97,7 @@ def main() -> None:
         rows = [header]
         faces = MTCNN()
         for name in names:
-            config = load_config(small_config_path(name))
+            config = load_config(demo_config_path(name))
             preprocessing = Preprocessing.from_config(config)
             model = build_model(config.model.name, config.model.config, **config.model.overrides).eval()
             detector = Detector(model, preprocessing, face_detector=faces, batch_size=config.data.batch_size)
