@@ -157,6 +157,23 @@ def test_vpt_replacing_ablation_changes_the_prompt_operation() -> None:
     assert tokens == {"keep": 1 + 2 * 1 + patches, "replace": 1 + 1 + patches}  # 2 layers, N_vpt = 1
 
 
+def test_readout_is_the_first_prompt_or_the_class_token() -> None:
+    frames = tiny_batch()["frames"]
+    for readout, token in (("prompt", 1), ("cls", 0)):
+        model = tiny_model(visual_readout=readout).eval()
+        assert model.visual is not None
+        with torch.no_grad():
+            output = model.visual.backbone(frames, hooks=[model.visual.prompts])
+            expected = model.visual.backbone.post_layernorm(output.last_hidden_state[:, :, token])
+            assert torch.equal(model.visual(frames), expected)
+            if readout == "cls":
+                assert torch.equal(model.visual(frames), output.pooled)
+    assert AVPromptDetector.configs["paper"]["visual_readout"] == "prompt"
+    assert AVPromptDetector.configs["small"]["visual_readout"] == "cls"
+    with pytest.raises(ValueError, match="visual readout must be one of"):
+        tiny_model(visual_readout="mean")
+
+
 def test_precomputed_mel_gives_the_same_outputs() -> None:
     model = tiny_model()
     batch = tiny_batch()

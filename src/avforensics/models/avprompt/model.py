@@ -39,6 +39,7 @@ _PAPER: dict[str, Any] = {
     "num_frames": 16,
     "visual_prompts": 1,
     "visual_prompt_mode": "keep",
+    "visual_readout": "prompt",
     "audio_prompt_dim": 512,
     "audio_global_token": True,
     "fused_dim": 256,
@@ -53,13 +54,15 @@ _PAPER: dict[str, Any] = {
 # weights exist offline), the real Whisper base, 8-frame windows, narrower prompts and heads. A random tower
 # carries no prior for prompts to steer, so it is trained (measured against a frozen one in
 # docs/models/avprompt.md, "The small configuration"), at 3 x the base lr: from scratch it learns slower
-# than the prompts over Whisper, and above 3e-4 its transformer does not settle (docs/backbones.md).
+# than the prompts over Whisper, and above 3e-4 its transformer does not settle (docs/backbones.md); its
+# frame feature is the class token, through which a from-scratch tower learns (a deviation, same doc).
 _SMALL: dict[str, Any] = {
     **_PAPER,
     "clip": "clip-micro-convstem",
     "clip_weights": None,
     "train_clip": True,
     "tower_lr_scale": 3.0,
+    "visual_readout": "cls",
     "num_frames": 8,
     "audio_prompt_dim": 64,
     "fused_dim": 64,
@@ -92,6 +95,7 @@ class AVPromptDetector(DetectorModel):
         num_frames: int,
         visual_prompts: int,
         visual_prompt_mode: str,
+        visual_readout: str,
         audio_prompt_dim: int,
         audio_global_token: bool,
         fused_dim: int,
@@ -122,7 +126,9 @@ class AVPromptDetector(DetectorModel):
         self.audio: AudioBranch | None = None
         if "visual" in self.branches:
             tower = build_backbone("clip", clip, clip_weights, backbone_seed)
-            self.visual = VisualBranch(tower, visual_prompts, visual_prompt_mode, train_backbone=train_clip)
+            self.visual = VisualBranch(
+                tower, visual_prompts, visual_prompt_mode, train_backbone=train_clip, readout=visual_readout
+            )
             self.video_head = MLPHead(self.visual.dim, head_hidden)
         if "audio" in self.branches:
             encoder = build_backbone("whisper", whisper, whisper_weights, backbone_seed)
