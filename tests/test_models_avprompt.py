@@ -45,7 +45,7 @@ def test_small_config_builds_on_meta_with_a_trained_random_clip() -> None:
     assert isinstance(model, AVPromptDetector) and model.visual is not None and model.audio is not None
     assert all(p.requires_grad for p in model.visual.backbone.parameters())
     assert not any(p.requires_grad for p in model.audio.backbone.parameters())
-    assert model.num_frames == 8 and model.audio.num_tokens == 16
+    assert model.num_frames == 4 and model.audio.num_tokens == 8
 
 
 def test_forward_outputs_and_av_distance() -> None:

@@ -51,7 +51,7 @@ _PAPER: dict[str, Any] = {
     "cmfm_gamma": 1.0,
 }
 # CPU configuration: a random CLIP-shaped micro tower with a convolutional stem on 112 px faces (no CLIP
-# weights exist offline), the real Whisper base, 8-frame windows, narrower prompts and heads. A random tower
+# weights exist offline), the real Whisper base, 4-frame windows, narrower prompts and heads. A random tower
 # carries no prior for prompts to steer, so it is trained (measured against a frozen one in
 # docs/models/avprompt.md, "The small configuration"), at 3 x the base lr: from scratch it learns slower
 # than the prompts over Whisper, and above 3e-4 its transformer does not settle (docs/backbones.md); its
@@ -63,7 +63,7 @@ _SMALL: dict[str, Any] = {
     "train_clip": True,
     "tower_lr_scale": 3.0,
     "visual_readout": "cls",
-    "num_frames": 8,
+    "num_frames": 4,
     "audio_prompt_dim": 64,
     "fused_dim": 64,
     "head_hidden": 64,
