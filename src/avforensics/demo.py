@@ -116,7 +116,7 @@ def train_all(detectors: list[str], corpus: Path, prepared: Path, out: Path, bud
             try:
                 rows.append(future.result())
             except Exception as error:  # one detector failing must not hide the others' results
-                log.error("%s under %s failed: %s", name, protocol, error)
+                log.error("%s under %s failed: %s", name, protocol, error, exc_info=error)
                 reason = f"{type(error).__name__}: {error}"
                 rows.append({"detector": name, "protocol": protocol, "error": reason})
     return rows
@@ -170,10 +170,10 @@ def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
     return corpus, prepared
 
 
-def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget,
-                threads: int | None = None) -> Any:
-    """The detector's demo configuration on the demo corpus, split by `protocol`, validated once at the end;
-    `threads` sets torch's CPU threads (None: the configuration's)."""
+def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget, threads: int
+                ) -> Any:
+    """The detector's demo configuration on the demo corpus, split by `protocol`, validated once at the end,
+    with `threads` CPU threads for torch."""
     from avforensics.train.config import load_config
 
     configured = load_config(demo_config_path(name))
@@ -190,13 +190,12 @@ def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: 
     ]
     if budget.epochs is not None:  # a fixed short budget: no schedule that assumes the configured length
         overrides += ["optim.milestones=[]", "optim.schedule=constant", "optim.warmup_epochs=0"]
-    if threads is not None:
-        overrides.append(f"trainer.threads={threads}")
+    overrides.append(f"trainer.threads={threads}")
     return load_config(demo_config_path(name), overrides)
 
 
 def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, out: Path, budget: Budget,
-                       threads: int | None = None) -> dict[str, Any]:
+                       threads: int) -> dict[str, Any]:
     """Train (unless finished before), evaluate on the test part, calibrate; the comparison row."""
     from avforensics.eval.evaluate import evaluate
     from avforensics.eval.tables import row_from_report
