@@ -1,21 +1,41 @@
-"""Fixture trees for the dataset adapters, reproducing each dataset's layout and metadata quirks.
+"""Fixture trees for the dataset adapters, reproducing each dataset's layout, metadata and media quirks.
 
-Media files are ZERO-LENGTH placeholders: adapters only read metadata and list files, never decode, so
-a placeholder exercises exactly what they do. Only `write_tiny_video` (used by the audit tests) writes a
-real, decodable mp4.
+Every media file is a real, decodable tiny clip (2 s, 50 frames of 32x32 at 25 fps, 16 kHz mono), so a
+test can decode any file of a tree as `prepare` and the loaders would. Encoding costs tens of ms, so each
+kind of clip (`ClipKind`) is encoded once per test session and its bytes are copied to every path that
+needs it; copies, not hard links, so a test that damages one file cannot damage the others. The metadata
+states the clip's real frame and sample counts, so it agrees with the media.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import tempfile
+from collections.abc import Collection
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from avforensics.media.encode import write_video
 
 RACES = ("African", "Asian (East)", "Asian (South)", "Caucasian (American)", "Caucasian (European)")
+
+CLIP_SIZE = 32
+CLIP_FPS = 25
+CLIP_FRAMES = 50
+CLIP_RATE = 16000
+CLIP_SECONDS = CLIP_FRAMES / CLIP_FPS
+CLIP_SAMPLES = CLIP_FRAMES * CLIP_RATE // CLIP_FPS
+#: FakeAVCeleb and AV-Deepfake1M fakes start with a short silence (the shortcut of Smeu et al. 2024).
+FAKE_LEADING_SILENCE = 0.3
+
+#: "real": picture + tone from the first sample; "silent-start": the tone starts after
+#: FAKE_LEADING_SILENCE; "mute": no audio track (FF++, Celeb-DF, DFDC's `no_audio` test clips);
+#: "mp3": audio only (IDForge v2 shots).
+ClipKind = Literal["real", "silent-start", "mute", "mp3"]
 
 
 def touch(path: Path) -> Path:
@@ -27,8 +47,32 @@ def touch(path: Path) -> Path:
 def write_tiny_video(path: Path, audio: np.ndarray | None, frames: int = 8, fps: float = 25.0) -> Path:
     """A decodable 32x32 mp4 with the given 16 kHz mono audio (or none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = np.full((frames, 32, 32, 3), 128, dtype=np.uint8)
-    return write_video(path, images, fps=fps, audio=audio, sample_rate=16000)
+    images = np.full((frames, CLIP_SIZE, CLIP_SIZE, 3), 128, dtype=np.uint8)
+    return write_video(path, images, fps=fps, audio=audio, sample_rate=CLIP_RATE)
+
+
+@functools.cache
+def clip_bytes(kind: ClipKind) -> bytes:
+    """The encoded clip of one kind, encoded on first use and kept for the rest of the session."""
+    time = np.arange(CLIP_SAMPLES) / CLIP_RATE
+    tone = (0.2 * np.sin(2 * np.pi * 440 * time)).astype(np.float32)
+    if kind == "silent-start":
+        tone[: round(FAKE_LEADING_SILENCE * CLIP_RATE)] = 0
+    with tempfile.TemporaryDirectory() as folder:
+        if kind == "mp3":
+            mp3 = Path(folder) / "clip.mp3"
+            path = write_video(mp3, None, audio=tone, sample_rate=CLIP_RATE, audio_codec="libmp3lame")
+        else:
+            audio = None if kind == "mute" else tone
+            path = write_tiny_video(Path(folder) / "clip.mp4", audio, frames=CLIP_FRAMES, fps=CLIP_FPS)
+        return path.read_bytes()
+
+
+def write_clip(path: Path, kind: ClipKind = "real") -> Path:
+    """A copy of the session's clip of `kind` at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(clip_bytes(kind))
+    return path
 
 
 # --- FakeAVCeleb v1.2 ----------------------------------------------------------------------------------
@@ -44,6 +88,11 @@ FAKEAVCELEB_KINDS = (
     ("FakeVideo-FakeAudio", "faceswap-wav2lip", "00006_{t1}_By3wxX0dyDw_faceswap_{t2}_wavtolip.mp4"),
     ("FakeVideo-FakeAudio", "fsgan-wav2lip", "00007_{t1}_By3wxX0dyDw_{t2}_wavtolip.mp4"),
 )
+#: An FVFA-FS clip named like a plain Wav2Lip one, as 2 of FACTOR's 32 FVFA-FS files are: the method must
+#: come from meta_data.csv, not from the file name.
+PLAIN_NAMED_FACESWAP = "FakeVideo-FakeAudio/African/men/id00000/00006_id00001_wavtolip.mp4"
+#: A truncated clip: real copies hold a few files that do not decode (one loader lists four).
+DAMAGED_FAKEAVCELEB = "FakeVideo-FakeAudio/Caucasian (European)/women/id00009/00005_id00008_wavtolip.mp4"
 _CATEGORY_LETTER = {
     "RealVideo-RealAudio": "A",
     "RealVideo-FakeAudio": "B",
@@ -66,7 +115,8 @@ def write_fakeavceleb(base: Path) -> Path:
 
     Quirks: trailing-comma header; `path` column = file name, 10th column = `FakeAVCeleb/...` directory;
     race folders with spaces and parentheses; same basenames in different folders; one exact duplicate
-    row; one row listing an existing file under a second method; one row whose file is absent.
+    row; one row listing an existing file under a second method; one row whose file is absent; a `.txt`
+    next to each real clip; PLAIN_NAMED_FACESWAP; DAMAGED_FAKEAVCELEB; fakes start with a silence.
     Returns the directory the user would point at (the outer folder).
     """
     outer = base / "FakeAVCeleb_v1.2"
@@ -78,7 +128,11 @@ def write_fakeavceleb(base: Path) -> Path:
             target2 = partner if method in ("faceswap-wav2lip", "fsgan-wav2lip") else "-"
             filename = pattern.format(t1=target1, t2=target2)
             directory = f"{video_type}/{race}/{gender}/{source}"
-            touch(root / directory / filename)
+            if method == "faceswap-wav2lip" and PLAIN_NAMED_FACESWAP.startswith(f"{directory}/"):
+                filename = Path(PLAIN_NAMED_FACESWAP).name
+            write_clip(root / directory / filename, "real" if method == "real" else "silent-start")
+            if method == "real":
+                (root / directory / "00001.txt").write_text(f"Identity  : \t{source}\n")
             rows.append(
                 [
                     source,
@@ -98,6 +152,8 @@ def write_fakeavceleb(base: Path) -> Path:
     absent = list(rows[0])
     absent[8] = "09999.mp4"
     rows += [list(rows[1]), duplicate_conflict, absent]
+    damaged = root / DAMAGED_FAKEAVCELEB
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
     with (root / "meta_data.csv").open("w", newline="") as handle:
         handle.write("source,target1,target2,method,category,type,race,gender,path,\n")
         csv.writer(handle).writerows(rows)
@@ -111,7 +167,8 @@ def write_dfdc(root: Path) -> Path:
     """Two train parts (the second nested one level deeper), validation and test with labels.csv.
 
     Part 0: 2 reals (one without `original`, one with `"original": null`) + 2 fakes of the first real;
-    part 1: 1 real + 1 fake. validation: 2 clips; test: 3 clips, one flagged `no_audio` in metadata.json.
+    part 1: 1 real + 1 fake. validation: 2 clips; test: 3 clips, one flagged `no_audio` in metadata.json
+    and without an audio track.
     """
     part0 = root / "train" / "dfdc_train_part_0"
     part1 = root / "train" / "dfdc_train_part_1" / "dfdc_train_part_1"
@@ -127,10 +184,14 @@ def write_dfdc(root: Path) -> Path:
     }
     for folder, entries in ((part0, entries0), (part1, entries1)):
         for name in entries:
-            touch(folder / name)
+            write_clip(folder / name)
         (folder / "metadata.json").write_text(json.dumps(entries))
     _labelled(root / "validation", {"valreal001.mp4": 0, "valfake001.mp4": 1})
-    _labelled(root / "test", {"tstreal001.mp4": 0, "tstfake001.mp4": 1, "tstfake002.mp4": 1})
+    _labelled(
+        root / "test",
+        {"tstreal001.mp4": 0, "tstfake001.mp4": 1, "tstfake002.mp4": 1},
+        mute={"tstfake001.mp4"},
+    )
     (root / "test" / "metadata.json").write_text(
         json.dumps(
             {
@@ -146,9 +207,9 @@ def write_dfdc(root: Path) -> Path:
     return root
 
 
-def _labelled(folder: Path, labels: dict[str, int]) -> None:
+def _labelled(folder: Path, labels: dict[str, int], mute: Collection[str] = ()) -> None:
     for name in labels:
-        touch(folder / name)
+        write_clip(folder / name, "mute" if name in mute else "real")
     with (folder / "labels.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["filename", "label"])
@@ -169,7 +230,7 @@ def write_dfdc_preview(root: Path) -> Path:
         },
     }
     for relative in entries:
-        touch(root / relative)
+        write_clip(root / relative)
     (root / "dataset.json").write_text(json.dumps(entries))
     return root
 
@@ -177,9 +238,10 @@ def write_dfdc_preview(root: Path) -> Path:
 # --- LAV-DF and AV-Deepfake1M -------------------------------------------------------------------------
 
 
-def write_lavdf(base: Path) -> Path:
-    """LAV-DF nested LAV-DF/LAV-DF/ with the full field set: one real, V-only, A-only, both per split."""
-    root = base / "LAV-DF" / "LAV-DF"
+def write_lavdf(base: Path, min_json: bool = True) -> Path:
+    """LAV-DF nested LAV-DF/LAV-DF/LAV-DF/ (as Hugging Face downloads it) with the full field set: one
+    real, V-only, A-only, both per split; `min_json` adds metadata.min.json (no timestamps, transcript)."""
+    root = base / "LAV-DF" / "LAV-DF" / "LAV-DF"
     entries = []
     number = 0
     for split in ("train", "dev", "test"):
@@ -193,20 +255,25 @@ def write_lavdf(base: Path) -> Path:
                     "n_fakes": int(fake),
                     "fake_periods": [[1.0, 1.4]] if fake else [],
                     "timestamps": [["not", 0.0, 0.2]],
-                    "duration": 4.224,
+                    "duration": CLIP_SECONDS,
                     "transcript": "not the point",
                     "original": real_file if fake else None,
                     "modify_video": modify_video,
                     "modify_audio": modify_audio,
                     "split": split,
-                    "video_frames": 103,
+                    "video_frames": CLIP_FRAMES,
                     "audio_channels": 1,
-                    "audio_frames": 65536,
+                    "audio_frames": CLIP_SAMPLES,
                 }
             )
-            touch(root / file)
+            write_clip(root / file)
             number += 1
     (root / "metadata.json").write_text(json.dumps(entries))
+    if min_json:
+        short = [
+            {k: v for k, v in entry.items() if k not in ("timestamps", "transcript")} for entry in entries
+        ]
+        (root / "metadata.min.json").write_text(json.dumps(short))
     return base / "LAV-DF"
 
 
@@ -219,7 +286,8 @@ AV1M_VARIANTS = {
 
 
 def write_avdeepfake1m(root: Path) -> Path:
-    """train_metadata.json (list), val_metadata/<file>.json per video, test_files.txt: 4 + 4 + 2 clips."""
+    """train_metadata.json (list) and train_metadata/<file>.json per video, as released; val_metadata/ only
+    (a copy without the list); test_files.txt: 4 + 4 + 2 clips. Fakes start with a silence."""
     train, val = [], []
     for subset, listing, identity in (("train", train, "id00001"), ("val", val, "id00002")):
         for variant, modify_type in AV1M_VARIANTS.items():
@@ -236,19 +304,20 @@ def write_avdeepfake1m(root: Path) -> Path:
                     "fake_segments": visual or audio,
                     "visual_fake_segments": visual,
                     "audio_fake_segments": audio,
-                    "video_frames": 100,
-                    "audio_frames": 64000,
+                    "video_frames": CLIP_FRAMES,
+                    "audio_frames": CLIP_SAMPLES,
                 }
             )
-            touch(root / subset / file)
+            write_clip(root / subset / file, "real" if variant == "real" else "silent-start")
     (root / "train_metadata.json").write_text(json.dumps(train))
-    for entry in val:
-        target = root / "val_metadata" / entry["file"].replace(".mp4", ".json")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(entry))
+    for subset, listing in (("train", train), ("val", val)):
+        for entry in listing:
+            target = root / f"{subset}_metadata" / entry["file"].replace(".mp4", ".json")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(entry))
     tests = ["id00003/abcdefghijk/00001/real.mp4", "id00003/abcdefghijk/00002/real.mp4"]
     for file in tests:
-        touch(root / "test" / file)
+        write_clip(root / "test" / file)
     (root / "test_files.txt").write_text("\n".join(tests) + "\n")
     return root
 
@@ -260,14 +329,14 @@ def write_kodf(base: Path) -> Path:
     """kodf_release/ with 3 real subjects, and fo / fsgan / wav2lip syntheses (2 + 1 + 2)."""
     root = base / "kodf_release"
     for subject in ("subject01", "subject02", "subject03"):
-        touch(root / "original_videos" / subject / "clip0.mp4")
+        write_clip(root / "original_videos" / subject / "clip0.mp4")
     for method, subjects in (
         ("fo", ("subject01", "subject02")),
         ("fsgan", ("subject03",)),
         ("wav2lip", ("subject01", "subject03")),
     ):
         for subject in subjects:
-            touch(root / "synthesized_videos" / method / subject / "clip0.mp4")
+            write_clip(root / "synthesized_videos" / method / subject / "clip0.mp4")
     return base
 
 
@@ -275,14 +344,18 @@ IDFORGE_TYPES = ("pristine", "face_tts", "lip_rvc_textmismatch", "rvc_textmismat
 
 
 def write_idforge_v1(base: Path) -> Path:
-    """main/<type>/<id>/<id_vid>/<shot>.mp4, 5 types x 3 identities; header-less split lists by identity."""
+    """main/<type>/<id>/<id_vid>/<shot>.mp4, 5 types x 3 identities; header-less split lists by identity.
+
+    Shot names follow each type's form: pristine `-K`, face swap `_K_<engine>`, RVC `-K.mp3.mp4`."""
     root = base / "IDForge_v1"
     lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     for forgery_type in IDFORGE_TYPES:
         for identity, split in (("id00", "train"), ("id03", "val"), ("id35", "test")):
-            suffix = {"pristine": "-1", "face_tts": "_1_simswap"}.get(forgery_type, "_fake")
+            suffix = {"pristine": "-1", "face_tts": "_1_simswap", "rvc_textmismatch": "-1.mp3"}.get(
+                forgery_type, "_fake"
+            )
             relative = f"{forgery_type}/{identity}/{identity}_01/{identity}_scene_0001{suffix}.mp4"
-            touch(root / "main" / relative)
+            write_clip(root / "main" / relative)
             lists[split].append(relative)
     for split, lines in lists.items():
         (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
@@ -290,7 +363,8 @@ def write_idforge_v1(base: Path) -> Path:
 
 
 def write_idforge_v2(root: Path) -> Path:
-    """{train,test,ref}/<type>/<id>/<id_vid>/<shot>/frames_ndarray.npy + .mp3 + .txt (ref shot: no mp3)."""
+    """{train,test,ref}/<type>/<id>/<id_vid>/<shot>/frames_ndarray.npy (16 frames) + .mp3 + .txt (ref shot:
+    no mp3); the first shot also has the optional super-resolved frames_ndarray_sr.npy."""
     shots = [
         ("train", "pristine", "id00"),
         ("train", "lip_rvc_textmismatch", "id00"),
@@ -301,9 +375,11 @@ def write_idforge_v2(root: Path) -> Path:
         shot = root / split / forgery_type / identity / f"{identity}_01" / f"{identity}_scene_0001.mp4"
         shot.mkdir(parents=True)
         np.save(shot / "frames_ndarray.npy", np.zeros((16, 8, 8, 3), dtype=np.uint8))
+        if (split, forgery_type) == shots[0][:2]:
+            np.save(shot / "frames_ndarray_sr.npy", np.zeros((16, 16, 16, 3), dtype=np.uint8))
         (shot / f"{shot.name}.txt").write_text("hello")
         if split != "ref":
-            touch(shot / f"{shot.name}.mp3")
+            write_clip(shot / f"{shot.name}.mp3", "mp3")
     return root
 
 
@@ -312,24 +388,29 @@ def write_idforge_v2(root: Path) -> Path:
 
 def write_faceforensics(root: Path) -> Path:
     """6 youtube reals (pairs 000/001 train, 002/003 val, 004/005 test); Deepfakes and FaceShifter fakes
-    for both directions of each pair; one DFD actor pair; official split lists in splits/."""
+    for both directions of each pair; one DFD actor pair; official split lists in splits/. No clip has
+    an audio track."""
     pairs = {"train": [["000", "001"]], "val": [["002", "003"]], "test": [["004", "005"]]}
     (root / "splits").mkdir(parents=True)
     for split, listed in pairs.items():
         (root / "splits" / f"{split}.json").write_text(json.dumps(listed))
         for target, source in listed:
             for name in (target, source):
-                touch(root / "original_sequences/youtube/c23/videos" / f"{name}.mp4")
+                write_clip(root / "original_sequences/youtube/c23/videos" / f"{name}.mp4", "mute")
             for method in ("Deepfakes", "FaceShifter"):
                 for name in (f"{target}_{source}", f"{source}_{target}"):
-                    touch(root / "manipulated_sequences" / method / "c23/videos" / f"{name}.mp4")
-    touch(root / "original_sequences/actors/c23/videos/01__talking_angry_couch.mp4")
-    touch(root / "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__talking_angry_couch__ABC.mp4")
+                    write_clip(root / "manipulated_sequences" / method / "c23/videos" / f"{name}.mp4", "mute")
+    for relative in (
+        "original_sequences/actors/c23/videos/01__talking_angry_couch.mp4",
+        "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__talking_angry_couch__ABC.mp4",
+    ):
+        write_clip(root / relative, "mute")
     return root
 
 
 def write_celebdf(root: Path) -> Path:
-    """3 Celeb-real, 2 YouTube-real, 4 Celeb-synthesis; the test list (1 = real) names 2 reals, 2 fakes."""
+    """3 Celeb-real, 2 YouTube-real, 4 Celeb-synthesis; the test list (1 = real) names 2 reals, 2 fakes.
+    Clips have no audio track: a visual-only benchmark (that the release has none is unverified)."""
     files = [
         "Celeb-real/id0_0000.mp4",
         "Celeb-real/id0_0001.mp4",
@@ -342,7 +423,7 @@ def write_celebdf(root: Path) -> Path:
         "Celeb-synthesis/id0_id1_0002.mp4",
     ]
     for relative in files:
-        touch(root / relative)
+        write_clip(root / relative, "mute")
     (root / "List_of_testing_videos.txt").write_text(
         "1 YouTube-real/00170.mp4\n1 Celeb-real/id1_0000.mp4\n0 Celeb-synthesis/id1_id0_0007.mp4\n"
         "0 Celeb-synthesis/id0_id1_0002.mp4\n"
@@ -354,15 +435,17 @@ def write_celebdf(root: Path) -> Path:
 
 
 def write_manifest(root: Path, rows: list[dict[str, object]]) -> Path:
-    """A manifest.csv with the union of the rows' keys as columns; touches each row's `path`."""
+    """A manifest.csv with the union of the rows' keys as columns, and a clip at each row's `path` that
+    has no file yet (tests that need particular media write it first)."""
     root.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     with (root / "manifest.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    for row in rows:
-        touch(root / str(row["path"]))
+    for path in {root / str(row["path"]) for row in rows}:
+        if not path.exists():
+            write_clip(path)
     return root
 
 
@@ -386,12 +469,12 @@ def synthetic_rows(identities: int = 6, per_category: int = 1) -> list[dict[str,
                         "methods": methods,
                         "identity": f"person{person:02d}",
                         "donor": "" if methods == "real" else "person99",
-                        "duration": 2.0,
-                        "n_frames": 50,
-                        "fps": 25,
-                        "width": 64,
-                        "height": 64,
-                        "sample_rate": 16000,
+                        "duration": CLIP_SECONDS,
+                        "n_frames": CLIP_FRAMES,
+                        "fps": CLIP_FPS,
+                        "width": CLIP_SIZE,
+                        "height": CLIP_SIZE,
+                        "sample_rate": CLIP_RATE,
                         "channels": 1,
                         "fake_periods": json.dumps([[0.5, 1.5]] if video or audio else []),
                         "difficulty": 0.5,

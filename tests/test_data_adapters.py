@@ -6,13 +6,31 @@ import logging
 from collections import Counter
 
 import data_fixtures as fx
+import numpy as np
 import pytest
 
 from avforensics.data.adapters import DatasetLayoutError, DatasetMetadataError, get_adapter, list_adapters
+from avforensics.data.decoding import decode_collecting_warnings
+from avforensics.data.records import VideoRecord
+from avforensics.data.silence import leading_silence_seconds
+from avforensics.media.decode import DecodedVideo
+from avforensics.media.errors import CorruptMediaError
 
 
 def by_id(records):
     return {record.id: record for record in records}
+
+
+def decodes(record: VideoRecord, frames: int = fx.CLIP_FRAMES, audio: bool = True) -> DecodedVideo:
+    """The record's file through the package's decoder: the trees hold real clips, and a dataset without
+    sound (FF++, DFDC's `no_audio` clips) must hold clips without an audio track."""
+    decoded, _ = decode_collecting_warnings(record.path)
+    assert (len(decoded.frames), decoded.audio_present) == (frames, audio)
+    return decoded
+
+
+def leading_silence(record: VideoRecord) -> float:
+    return leading_silence_seconds(decodes(record).audio)
 
 
 def test_registry_lists_every_dataset():
@@ -72,6 +90,12 @@ def test_fakeavceleb_quirks(tmp_path, caplog):
     assert (gan.video_label, gan.audio_label, gan.identity) == (1, 1, "id00003")  # target1 for fsgan rows
     conflicted = records["fakeavceleb/FakeVideo-FakeAudio/African/men/id00000/00005_id00001_wavtolip.mp4"]
     assert conflicted.method == "wav2lip" and conflicted.extra["other_methods"] == ["faceswap-wav2lip"]
+    plain_named = records[f"fakeavceleb/{fx.PLAIN_NAMED_FACESWAP}"]
+    assert (plain_named.method, plain_named.category) == ("faceswap-wav2lip", "FVFA-FS")
+    assert leading_silence(real) < 0.05
+    assert leading_silence(rvfa) == pytest.approx(fx.FAKE_LEADING_SILENCE, abs=0.05)
+    with pytest.raises(CorruptMediaError):  # listed all the same: adapters never decode
+        decode_collecting_warnings(records[f"fakeavceleb/{fx.DAMAGED_FAKEAVCELEB}"].path)
 
 
 def test_fakeavceleb_accepts_renamed_race_folders(tmp_path):
@@ -112,6 +136,8 @@ def test_dfdc(tmp_path):
     assert (fake.label, fake.video_label, fake.audio_label, fake.identity) == (1, -1, -1, "realcccccc.mp4")
     assert records["dfdc/test/tstfake001.mp4"].audio_present is False
     assert records["dfdc/test/tstfake002.mp4"].audio_present is None
+    decodes(records["dfdc/test/tstfake001.mp4"], audio=False)
+    decodes(fake)
     assert records["dfdc/validation/valfake001.mp4"].label == 1
 
 
@@ -132,16 +158,20 @@ def test_dfdc_preview(tmp_path):
         (0, "real", "train", "643049"),
         (0, "real", "test", "643050"),
     ]
+    decodes(records[0])
 
 
-def test_lavdf(tmp_path):
-    records = get_adapter("lavdf").records(fx.write_lavdf(tmp_path))
+@pytest.mark.parametrize("min_json", [True, False], ids=["with-min-json", "full-json-only"])
+def test_lavdf(tmp_path, min_json):
+    records = get_adapter("lavdf").records(fx.write_lavdf(tmp_path, min_json=min_json))
     assert len(records) == 12
     assert Counter(r.split for r in records) == {"train": 4, "val": 4, "test": 4}
     assert [r.category for r in records[:4]] == ["RVRA", "FVRA", "RVFA", "FVFA"]
     assert [r.label for r in records[:4]] == [0, 1, 1, 1]
     assert records[3].fake_periods == ((1.0, 1.4),) and records[0].fake_periods == ()
     assert records[3].identity == "train/000000.mp4" == records[0].identity
+    decoded = decodes(records[3], frames=records[3].extra["video_frames"])
+    assert len(decoded.audio) == records[3].extra["audio_frames"]
 
 
 def test_avdeepfake1m_labels_come_from_the_data(tmp_path):
@@ -155,6 +185,9 @@ def test_avdeepfake1m_labels_come_from_the_data(tmp_path):
     assert (audio.video_label, audio.audio_label) == (0, 1)
     hidden = records["avdeepfake1m/test/id00003/abcdefghijk/00001/real.mp4"]
     assert (hidden.label, hidden.video_label, hidden.audio_label) == (-1, -1, -1)
+    decodes(both, frames=both.extra["video_frames"])
+    assert leading_silence(audio) == pytest.approx(fx.FAKE_LEADING_SILENCE, abs=0.05)
+    assert leading_silence(records["avdeepfake1m/train/id00001/_c3CCbnZEbU/00011/real.mp4"]) < 0.05
 
 
 def test_avdeepfake1m_accepts_the_hyphenated_spelling_and_segment_only_entries(tmp_path):
@@ -176,6 +209,7 @@ def test_kodf(tmp_path):
     }
     assert {r.identity for r in records} == {"subject01", "subject02", "subject03"}
     assert all(r.audio_label == (0 if r.label == 0 else -1) for r in records)
+    decodes(records[-1])
 
 
 def test_idforge_v1(tmp_path):
@@ -193,6 +227,9 @@ def test_idforge_v1(tmp_path):
     swapped = next(r for r in records if r.method == "face_tts")
     assert swapped.extra["swap_engine"] == "simswap"
     assert {r.identity for r in records if r.split == "val"} == {"id03"}
+    converted = next(r for r in records if r.method == "rvc_textmismatch")
+    assert converted.path.endswith("-1.mp3.mp4") and converted.split
+    decodes(converted)
 
 
 def test_idforge_v2(tmp_path):
@@ -204,6 +241,10 @@ def test_idforge_v2(tmp_path):
         ("ref", "real", 0, False),
     ]
     assert records[0].path.endswith("frames_ndarray.npy") and records[0].extra["audio_path"].endswith(".mp3")
+    assert records[1].extra["super_resolved_path"].endswith("frames_ndarray_sr.npy")
+    assert "super_resolved_path" not in records[0].extra and len(np.load(records[0].path)) == 16
+    sound, _ = decode_collecting_warnings(records[0].extra["audio_path"], require_video=False)
+    assert len(sound.audio) == pytest.approx(fx.CLIP_SAMPLES, abs=fx.CLIP_RATE // 20)
 
 
 def test_faceforensics(tmp_path, caplog):
@@ -222,6 +263,7 @@ def test_faceforensics(tmp_path, caplog):
         ("DeepFakeDetection", ""): 1,
     }
     assert all(r.audio_label == -1 and r.audio_present is False for r in records)
+    decodes(records[0], audio=False)
     (tmp_path / "splits" / "val.json").unlink()
     with caplog.at_level(logging.WARNING):
         records = get_adapter("faceforensics").records(tmp_path)
@@ -239,6 +281,7 @@ def test_celebdf_list_means_1_is_real(tmp_path):
         "celebdf/Celeb-synthesis/id0_id1_0002.mp4": 1,
     }
     assert records["celebdf/Celeb-synthesis/id1_id0_0007.mp4"].identity == "id1"
+    decodes(records["celebdf/Celeb-synthesis/id1_id0_0007.mp4"], audio=False)
 
 
 def test_celebdf_list_contradicting_its_folders_is_an_error(tmp_path):
@@ -275,6 +318,7 @@ def test_generic_manifest_and_folder(tmp_path):
     first, second = get_adapter("manifest").records(root)
     assert (first.label, first.category, first.extra) == (1, "FVRA", {"site": "x"})
     assert (second.label, second.video_label) == (0, -1)
+    decodes(first)
     fx.touch(tmp_path / "f" / "real" / "r.mp4")
     fx.touch(tmp_path / "f" / "fake" / "sub" / "x.avi")
     assert [(r.id, r.label) for r in get_adapter("manifest").records(tmp_path / "f")] == [
@@ -292,6 +336,7 @@ def test_defakeavmit_explains_that_its_format_is_not_public(tmp_path):
     fx.write_manifest(tmp_path, [{"path": "v.mp4", "label": 1, "method": "x"}])
     (record,) = get_adapter("defakeavmit").records(tmp_path)
     assert (record.dataset, record.id, record.label) == ("defakeavmit", "defakeavmit/v.mp4", 1)
+    decodes(record)
 
 
 def test_synthetic_corpus_manifest(tmp_path):
@@ -306,5 +351,6 @@ def test_synthetic_corpus_manifest(tmp_path):
     )
     assert fvfa.fake_periods == ((0.5, 1.5),) and fvfa.identity == "person00"
     assert fvfa.extra["face_boxes"] == [[4, 4, 28, 28], [5, 4, 29, 28]] and fvfa.extra["n_frames"] == 50
+    decodes(fvfa, frames=fvfa.extra["n_frames"])
     real = next(r for r in records if r.category == "RVRA")
     assert (real.label, real.method, real.extra["methods"]) == (0, "real", ["real"])

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 
 import data_fixtures as fx
 import pytest
 
 from avforensics.data.adapters import get_adapter
-from avforensics.data.protocols import ProtocolError, get_protocol, list_protocols, make_split, modality_class
+from avforensics.data.protocols import (
+    ProtocolError,
+    cross_dataset,
+    get_protocol,
+    list_protocols,
+    make_split,
+    modality_class,
+)
 from avforensics.data.records import VideoRecord
 from avforensics.data.splits import Split, SplitIntegrityError, load_split
 
@@ -25,6 +33,24 @@ LOCO_CATEGORIES = {
 @pytest.fixture(scope="module")
 def fakeavceleb(tmp_path_factory):
     return get_adapter("fakeavceleb").records(fx.write_fakeavceleb(tmp_path_factory.mktemp("favc")))
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory, fakeavceleb) -> dict[str, list[VideoRecord]]:
+    """Records of every dataset a cross-dataset protocol reads, by adapter name, from fixture trees."""
+    base = tmp_path_factory.mktemp("cross")
+    trees = {
+        "dfdc": fx.write_dfdc,
+        "kodf": fx.write_kodf,
+        "idforge-v2": fx.write_idforge_v2,
+        "faceforensics": fx.write_faceforensics,
+        "celebdf": fx.write_celebdf,
+        "defakeavmit": lambda root: fx.write_manifest(
+            root, [{"path": "real.mp4", "label": 0}, {"path": "fake.mp4", "label": 1, "method": "x"}]
+        ),
+    }
+    loaded = {name: get_adapter(name).records(write(base / name)) for name, write in trees.items()}
+    return {"fakeavceleb": fakeavceleb, **loaded}
 
 
 @pytest.fixture(scope="module")
@@ -122,24 +148,22 @@ def test_random_ratio_splits(fakeavceleb):
     assert make_split("random", fakeavceleb, seed=1).train != split.train
 
 
-def test_cross_dataset_pairs(tmp_path, fakeavceleb):
-    load = lambda name, writer, folder: get_adapter(name).records(writer(tmp_path / folder))  # noqa: E731
-    dfdc = load("dfdc", fx.write_dfdc, "dfdc")
+def test_cross_dataset_pairs(datasets, fakeavceleb):
+    dfdc = datasets["dfdc"]
     split = make_split("dfdc-to-fakeavceleb", dfdc + fakeavceleb)
     assert (len(split.train), len(split.val), len(split.test)) == (6, 2, 80)
-    kodf = load("kodf", fx.write_kodf, "kodf")
+    kodf = datasets["kodf"]
     parts = make_split("fakeavceleb-to-kodf", fakeavceleb + kodf).select(fakeavceleb + kodf)
     assert Counter(r.method for r in parts["test"]) == {"real": 3, "wav2lip": 2}
     assert len(parts["train"]) + len(parts["val"]) == 80
-    idforge = load("idforge-v2", fx.write_idforge_v2, "idf")
-    ffpp = load("faceforensics", fx.write_faceforensics, "ffpp")
+    idforge, ffpp = datasets["idforge-v2"], datasets["faceforensics"]
     parts = make_split("idforge-to-faceshifter", idforge + ffpp).select(idforge + ffpp)
     assert Counter((r.method, r.split) for r in parts["test"]) == {
         ("real", "test"): 2,
         ("FaceShifter", "test"): 2,
     }
     assert {r.dataset for r in parts["train"]} == {"idforge-v2"}
-    celebdf = load("celebdf", fx.write_celebdf, "cdf")
+    celebdf = datasets["celebdf"]
     assert len(make_split("idforge-to-celebdf", idforge + celebdf).test) == 4
     with pytest.raises(ProtocolError, match="no records of dataset 'defakeavmit'"):
         make_split("dfdc-to-defakeavmit", dfdc)
@@ -149,23 +173,53 @@ PARAMS = {
     "leave-one-category-out": {"held_out": "RVFA"},
     "leave-one-method-out": {"held_out": "wav2lip"},
     "mrdf-5fold": {"per_category": 5},
-    "cross-dataset": None,
-    "dfdc-to-fakeavceleb": None,
-    "dfdc-to-defakeavmit": None,
-    "fakeavceleb-to-kodf": None,
-    "idforge-to-faceshifter": None,
-    "idforge-to-celebdf": None,
+}
+#: Every cross-dataset protocol: (parameters, whether the seed decides anything on the fixtures). The seed
+#: only draws a validation share from a training set without its own val split (FakeAVCeleb, IDForge v2:
+#: `val_fraction` 0.5 gives its two training shots something to draw) and a per-class test subset; DFDC
+#: brings its own train/val split, and a test set is taken whole, so the dfdc-to-* splits ignore it.
+CROSS_DATASET = {
+    "cross-dataset": ({"train_dataset": "fakeavceleb", "test_dataset": "kodf", "test_per_class": 2}, True),
+    "dfdc-to-fakeavceleb": ({}, False),
+    "dfdc-to-defakeavmit": ({}, False),
+    "fakeavceleb-to-kodf": ({}, True),
+    "idforge-to-faceshifter": ({"val_fraction": 0.5}, True),
+    "idforge-to-celebdf": ({"val_fraction": 0.5}, True),
 }
 
 
-@pytest.mark.parametrize("name", sorted(n for n in list_protocols() if PARAMS.get(n, {}) is not None))
-def test_every_single_dataset_protocol_is_deterministic_and_round_trips(name, fakeavceleb, tmp_path):
-    first = make_split(name, fakeavceleb, seed=5, **PARAMS.get(name, {}))
-    assert first.sha256 == make_split(name, fakeavceleb, seed=5, **PARAMS.get(name, {})).sha256
+def assert_deterministic_and_round_trips(
+    name: str, records: list[VideoRecord], params: dict, tmp_path: Path
+) -> Split:
+    """The split of seed 5 twice (same hash), then written as JSON and CSV and read back equal."""
+    first = make_split(name, records, seed=5, **params)
+    assert first.sha256 == make_split(name, records, seed=5, **params).sha256
     assert first.protocol == name and get_protocol(name).description
     for suffix in (".json", ".csv"):
         loaded = load_split(first.save(tmp_path / f"split{suffix}"), expected_sha256=first.sha256)
         assert loaded == first and loaded.sha256 == first.sha256
+    return first
+
+
+@pytest.mark.parametrize("name", sorted(set(list_protocols()) - set(CROSS_DATASET)))
+def test_every_single_dataset_protocol_is_deterministic_and_round_trips(name, fakeavceleb, tmp_path):
+    assert_deterministic_and_round_trips(name, fakeavceleb, PARAMS.get(name, {}), tmp_path)
+
+
+def test_the_cross_dataset_table_lists_every_cross_dataset_protocol():
+    assert {name for name, p in list_protocols().items() if p.build is cross_dataset} == set(CROSS_DATASET)
+
+
+@pytest.mark.parametrize("name", sorted(CROSS_DATASET))
+def test_every_cross_dataset_protocol_is_deterministic_and_round_trips(name, datasets, tmp_path):
+    params, seeded = CROSS_DATASET[name]
+    records = [record for records in datasets.values() for record in records]
+    parts = assert_deterministic_and_round_trips(name, records, params, tmp_path).select(records)
+    chosen = {**get_protocol(name).defaults, **params}
+    assert {r.dataset for r in parts["train"] + parts["val"]} == {chosen["train_dataset"]}
+    assert {r.dataset for r in parts["test"]} == {chosen["test_dataset"]}
+    drawn = {tuple(make_split(name, records, seed=seed, **params).parts().values()) for seed in range(6)}
+    assert (len(drawn) > 1) is seeded  # seeds 0-5 give different splits iff the protocol draws anything
 
 
 def test_a_tampered_split_file_is_rejected(fakeavceleb, tmp_path):

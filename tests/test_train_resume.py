@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,28 +15,29 @@ import torch
 from train_fixtures import ENGINE_CONFIG
 
 from avforensics.train.config import load_config
-from avforensics.train.run import train
+from avforensics.train.run import LAST_CHECKPOINT, RunResult, train
 
 # 32 training videos / batch 8 = 4 steps per epoch, 4 epochs = 16 steps; the lr drops x0.1 after epoch 3.
 TOTAL_STEPS = 16
+# One loader worker: batches prefetched by the worker process must not count as consumed.
+OVERRIDES = ["data.workers=1"]
+FIXTURES = Path(__file__).with_name("train_fixtures.py")
 
 
 def _final_state(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return torch.load(run_dir / LAST_CHECKPOINT, map_location="cpu", weights_only=True)
 
 
-def test_mid_epoch_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
-    # One loader worker: batches prefetched by the worker process must not count as consumed.
-    overrides = ["data.workers=1"]
-    full = train(load_config(ENGINE_CONFIG, overrides), tmp_path / "full")
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The uninterrupted run every resumed run must end at."""
+    return train(load_config(ENGINE_CONFIG, OVERRIDES), tmp_path_factory.mktemp("full"))
 
-    # "Killed" after 6 steps: mid-epoch 2 (of 4 steps each), right after the step-6 checkpoint.
-    stopped = train(load_config(ENGINE_CONFIG, [*overrides, "optim.max_steps=6"]), tmp_path / "resumed")
-    assert stopped.global_step == 6
-    resumed = train(load_config(ENGINE_CONFIG, overrides), tmp_path / "resumed", resume=True)
 
+def assert_resumed_like_full(resumed: RunResult, full: RunResult) -> None:
+    """Same weights, optimiser moments, schedule position and validation metrics as the uninterrupted run."""
     assert full.global_step == resumed.global_step == TOTAL_STEPS
-    expected, actual = _final_state(tmp_path / "full"), _final_state(tmp_path / "resumed")
+    expected, actual = _final_state(full.run_dir), _final_state(resumed.run_dir)
     assert expected["state_dict"].keys() == actual["state_dict"].keys()
     for name, value in expected["state_dict"].items():
         torch.testing.assert_close(actual["state_dict"][name], value, rtol=0, atol=1e-6, msg=name)
@@ -43,6 +50,59 @@ def test_mid_epoch_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert actual["lr_schedulers"][0]["last_epoch"] == TOTAL_STEPS
     assert abs(resumed.metrics["val/video/overall/auc"] - full.metrics["val/video/overall/auc"]) < 1e-9
     assert abs(resumed.metrics["val/loss"] - full.metrics["val/loss"]) < 1e-6
+
+
+def test_mid_epoch_resume_matches_uninterrupted_run(tmp_path: Path, full_run: RunResult) -> None:
+    # "Killed" after 6 steps: mid-epoch 2 (of 4 steps each), right after the step-6 checkpoint.
+    stopped = train(load_config(ENGINE_CONFIG, [*OVERRIDES, "optim.max_steps=6"]), tmp_path / "resumed")
+    assert stopped.global_step == 6
+    resumed = train(load_config(ENGINE_CONFIG, OVERRIDES), tmp_path / "resumed", resume=True)
+    assert_resumed_like_full(resumed, full_run)
+
+
+def _saved_step(run_dir: Path) -> int | None:
+    """The step of the run's last checkpoint; Lightning writes it to a temporary file and renames it into
+    place, so whenever the file exists it is complete."""
+    last = run_dir / LAST_CHECKPOINT
+    return int(_final_state(run_dir)["global_step"]) if last.is_file() else None
+
+
+def _train_and_kill(run_dir: Path, min_step: int, log: Path, timeout: float = 120.0) -> int:
+    """`avforensics train` in a subprocess, SIGKILLed with its loader worker (its own process group) once
+    its last checkpoint holds step `min_step` or later, as an out-of-memory kill or a lost node would
+    stop it: nothing runs after the signal. Returns the step of the checkpoint the kill left behind."""
+    command = [sys.executable, str(FIXTURES), "train", str(ENGINE_CONFIG), "--out", str(run_dir)]
+    command += [arg for override in OVERRIDES for arg in ("--set", override)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    try:
+        while (step := _saved_step(run_dir)) is None or step < min_step:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no step-{min_step} checkpoint (exit {process.returncode}): {log.read_text()}")
+            time.sleep(0.01)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, f"training finished before the kill: {log.read_text()}"
+    saved = _saved_step(run_dir)  # re-read: one more checkpoint may have landed before the signal did
+    assert saved is not None
+    return saved
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(
+    tmp_path: Path, full_run: RunResult
+) -> None:
+    run_dir = tmp_path / "killed"
+    # Checkpoints come every 2 steps; killed once the step-6 one (mid-epoch 2) exists, or a later one.
+    killed_at = _train_and_kill(run_dir, min_step=6, log=tmp_path / "train.log")
+    assert 6 <= killed_at < TOTAL_STEPS
+    resumed = train(load_config(ENGINE_CONFIG, OVERRIDES), run_dir, resume=True)
+    assert_resumed_like_full(resumed, full_run)
 
 
 def test_resume_refuses_missing_or_existing_runs(tmp_path: Path) -> None:
