@@ -91,7 +91,7 @@ _PAPER: dict[str, Any] = {
 }
 _SMALL: dict[str, Any] = {
     **_PAPER,
-    "frames": 8,
+    "frames": 4,
     "image_size": 112,
     "video_patch": 16,
     "video_dim": 64,
