@@ -126,3 +126,27 @@ def test_wrong_clip_length_and_bad_switches_are_refused():
         model(batch)
     with pytest.raises(ValueError, match="distillation must be one of"):
         tiny_cad(distillation="mse")
+
+
+def test_noisy_or_readout_never_scores_below_a_unimodal_head():
+    torch.manual_seed(0)
+    model = tiny_cad(fused_readout="noisy_or").eval()
+    batch = tiny_batch(4, audio_present=[True, True, False, True])
+    with torch.no_grad():
+        outputs = model(batch)
+    fused = torch.sigmoid(outputs.logits)
+    p_video = torch.sigmoid(outputs.video_logits)
+    p_audio = torch.sigmoid(outputs.audio_logits)
+    present = batch["audio_present"]
+    assert (fused >= p_video - 1e-6).all()
+    assert (fused[present] >= p_audio[present] - 1e-6).all()
+    assert torch.isnan(outputs.audio_logits[2]) and torch.isfinite(outputs.logits).all()
+    classifier = tiny_cad().eval()
+    classifier.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        plain = classifier(batch)
+    # Row by row: 1 - (1 - p_classifier)(1 - p_video)(1 - p_audio, where there is audio).
+    p_plain = torch.sigmoid(plain.logits)
+    keep_audio = torch.where(present, p_audio, torch.zeros_like(p_audio))
+    expected = 1 - (1 - p_plain) * (1 - p_video) * (1 - keep_audio)
+    assert fused == pytest.approx(expected, abs=1e-5)

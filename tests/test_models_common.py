@@ -8,7 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avforensics.models.common import MLPHead, backbone_fingerprint, build_backbone, masked_bce_with_logits
+from avforensics.models.common import (
+    MLPHead,
+    backbone_fingerprint,
+    build_backbone,
+    masked_bce_with_logits,
+    noisy_or_logit,
+)
 
 TINY_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
              "image_size": 32, "patch_size": 16, "projection_dim": 16}
@@ -86,3 +92,19 @@ def test_loaded_weights_must_match_the_named_architecture(tmp_path) -> None:
     assert backbone_fingerprint(tower).startswith("custom:huggingface:")
     with pytest.raises(ValueError, match=rf"{tmp_path}: these clip weights .* the config names"):
         build_backbone("clip", {**CLIP_VALUES, "num_hidden_layers": 3}, str(tmp_path), seed=0)
+
+
+def test_noisy_or_logit_is_the_probability_that_any_evidence_says_fake() -> None:
+    a, b = torch.tensor([0.0, 2.0, -3.0, 8.0]), torch.tensor([-1.0, -2.0, -4.0, -20.0])
+    p_a, p_b = torch.sigmoid(a), torch.sigmoid(b)
+    expected = 1 - (1 - p_a) * (1 - p_b)  # 0.6345, 0.8889, 0.0650, 0.99966
+    assert torch.sigmoid(noisy_or_logit(a, b)) == pytest.approx(expected, abs=1e-6)
+    assert float(torch.sigmoid(noisy_or_logit(a, b))[0]) == pytest.approx(0.5 + 0.5 * 0.2689414, abs=1e-6)
+    absent = torch.full_like(b, float("-inf"))
+    assert noisy_or_logit(a, absent) == pytest.approx(a, abs=1e-4)  # an absent modality adds nothing
+    z = torch.tensor([-30.0, -30.0], requires_grad=True)  # every term sure it is real: finite, clamped
+    out = noisy_or_logit(z[:1], z[1:])
+    out.sum().backward()
+    value = float(out.detach())
+    assert math.isfinite(value) and value == pytest.approx(math.log(1e-7), abs=1e-3)
+    assert torch.isfinite(z.grad).all()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_fixtures import ENGINE_CONFIG, toy_dataset
+from train_fixtures import ENGINE_CONFIG, ToyAVDetector, toy_dataset
 
 from avforensics.eval.metrics import compute_detection_metrics
 from avforensics.train.checkpoint import CheckpointError, load_model_from_checkpoint
@@ -47,7 +47,8 @@ def test_changed_frozen_backbone_or_weights_are_refused(tmp_path: Path) -> None:
 
     other_backbone = dict(checkpoint)
     other_backbone["avforensics"] = {**checkpoint["avforensics"]}
-    other_backbone["avforensics"]["config"]["model"]["overrides"] = {"backbone_seed": 1}
+    kwargs = checkpoint["avforensics"]["model_kwargs"]
+    other_backbone["avforensics"]["model_kwargs"] = {**kwargs, "backbone_seed": 1}
     torch.save(other_backbone, tmp_path / "backbone.ckpt")
     with pytest.raises(CheckpointError, match="frozen backbone weights differ.*toy_backbone"):
         load_model_from_checkpoint(tmp_path / "backbone.ckpt")
@@ -61,3 +62,21 @@ def test_changed_frozen_backbone_or_weights_are_refused(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match="not an avforensics training checkpoint"):
         load_model_from_checkpoint(tmp_path / "foreign.ckpt")
+
+
+def test_checkpoint_outlives_a_change_of_its_named_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resolved constructor arguments are stored: editing "small" later must not break old checkpoints."""
+    result = train(load_config(ENGINE_CONFIG, ["optim.max_steps=2"]), tmp_path / "run")
+    trained, _ = load_model_from_checkpoint(result.last_checkpoint)
+    stored = torch.load(result.last_checkpoint, weights_only=True)["avforensics"]["model_kwargs"]
+    assert stored == ToyAVDetector.configs["small"]
+
+    monkeypatch.setitem(ToyAVDetector.configs, "small", {**ToyAVDetector.configs["small"], "hidden": 32})
+    model, _ = load_model_from_checkpoint(result.last_checkpoint)
+    assert model.backbone.out_features == 16
+    expected = trained.state_dict()
+    assert list(model.state_dict()) == list(expected)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, expected[name]), name

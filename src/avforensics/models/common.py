@@ -53,6 +53,17 @@ def masked_bce_with_logits(logits: Tensor, labels: Tensor, keep: Tensor | None =
     return (per_row * known).sum() / known.sum().clamp(min=1)
 
 
+def noisy_or_logit(*logits: Tensor) -> Tensor:
+    """Logit of P(fake) = 1 - prod_i (1 - sigmoid(z_i)): fake if any piece of evidence says so.
+
+    The labelling rule of the audio-visual papers (a video is fake if either modality is) as a readout;
+    a -inf logit (a modality that is absent) contributes nothing. Computed in log space: log(1 - p_i) is
+    -softplus(z_i). Clamped where every term says real with p < 1e-7, so the logit stays finite."""
+    log_all_real = -torch.stack([F.softplus(z) for z in logits]).sum(0)
+    log_all_real = log_all_real.clamp(max=-1e-7)
+    return torch.log(-torch.expm1(log_all_real)) - log_all_real
+
+
 class MLPHead(nn.Module):
     """Two linear layers with a ReLU between them: the classification head all three papers use."""
 

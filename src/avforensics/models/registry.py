@@ -25,8 +25,13 @@ def model_class(name: str) -> type[DetectorModel]:
         known = ", ".join(sorted(_MODELS)) or "none"
         raise KeyError(f"unknown model {name!r}; registered models: {known}") from None
 
-def build_model(name: str, config: str | dict[str, Any] = "small", **overrides: Any) -> DetectorModel:
-    """Build a detector from a named configuration (e.g. "paper", "small") or explicit keyword arguments."""
+
+def resolve_model_kwargs(
+    name: str, config: str | dict[str, Any] = "small", **overrides: Any
+) -> dict[str, Any]:
+    """The constructor arguments a named configuration (e.g. "paper", "small") plus overrides stands for.
+
+    Checkpoints store these rather than the name, so that they still load after a named config changes."""
     cls = model_class(name)
     if isinstance(config, str):
         if config not in cls.configs:
@@ -35,7 +40,12 @@ def build_model(name: str, config: str | dict[str, Any] = "small", **overrides: 
     else:
         kwargs = dict(config)
     kwargs.update(overrides)
-    return cls(**kwargs)
+    return kwargs
+
+
+def build_model(name: str, config: str | dict[str, Any] = "small", **overrides: Any) -> DetectorModel:
+    """Build a detector from a named configuration or explicit keyword arguments (`resolve_model_kwargs`)."""
+    return model_class(name)(**resolve_model_kwargs(name, config, **overrides))
 
 
 def registered_models() -> dict[str, type[DetectorModel]]:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from avforensics.models.base import DetectorModel
-from avforensics.models.registry import build_model
+from avforensics.models.registry import build_model, resolve_model_kwargs
 from avforensics.train.config import ExperimentConfig, config_from_dict, config_to_dict
 
 FORMAT = "avforensics-checkpoint-1"
@@ -40,6 +40,9 @@ def describe(model: DetectorModel, config: ExperimentConfig) -> dict[str, Any]:
         "format": FORMAT,
         "config": config_to_dict(config),
         "model_name": model.name,
+        "model_kwargs": resolve_model_kwargs(
+            config.model.name, config.model.config, **config.model.overrides
+        ),
         "frozen_backbones": dict(model.frozen_backbone_ids()),
         "parameters": {"trainable": trainable, "total": total},
     }
@@ -57,7 +60,11 @@ def load_model_from_checkpoint(
     if not payload or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an avforensics training checkpoint (no {FORMAT!r} payload)")
     config = config_from_dict(payload["config"], source=f"{path} (stored config)")
-    model = build_model(config.model.name, config.model.config, **config.model.overrides)
+    # Checkpoints before "model_kwargs" was stored rebuild from the named config as it is now.
+    kwargs = payload.get("model_kwargs")
+    if kwargs is None:
+        kwargs = resolve_model_kwargs(config.model.name, config.model.config, **config.model.overrides)
+    model = build_model(config.model.name, kwargs)
     check_frozen_backbones(model, payload["frozen_backbones"], path)
     state = model_state(checkpoint)
     check_state_keys(model, state, path)
