@@ -226,3 +226,19 @@ def test_fits_a_tiny_audio_visual_task() -> None:
         (outputs.audio_logits, audio_fake),
     ):
         assert torch.equal((logits > 0).long(), labels)
+
+
+def test_noisy_or_readout_combines_the_fusion_video_and_audio_heads() -> None:
+    batch = tiny_batch()
+    torch.manual_seed(0)
+    plain = tiny_model().eval()
+    torch.manual_seed(0)
+    noisy_or = tiny_model(fused_readout="noisy_or").eval()
+    noisy_or.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        expected_parts, outputs = plain(batch), noisy_or(batch)
+    present = batch["audio_present"].to(torch.bool)
+    p_audio = torch.where(present, torch.sigmoid(expected_parts.audio_logits), torch.zeros(present.shape))
+    p_real = (1 - torch.sigmoid(expected_parts.logits)) * (1 - torch.sigmoid(expected_parts.video_logits))
+    torch.testing.assert_close(torch.sigmoid(outputs.logits), 1 - p_real * (1 - p_audio), atol=1e-5, rtol=0)
+    assert not present.all()  # the batch has an audio-less row, whose audio head is left out

@@ -163,3 +163,18 @@ def test_every_config_builds_and_takes_training_steps(config_path: Path) -> None
     assert set(losses) == (ALL_LOSSES - {name for name, on in contrast.items() if not on})
     assert len(model.levels) == overrides.get("depth", TINY["depth"])
     assert bool(diagnostics) == (combiner == "om_pareto")
+
+
+def test_noisy_or_readout_combines_the_fused_video_and_audio_heads() -> None:
+    batch = tiny_batch()
+    with torch.no_grad():
+        plain = tiny_model().eval()(batch)
+        noisy_or = tiny_model(fused_readout="noisy_or").eval()(batch)
+    present = batch["audio_present"].to(torch.bool)
+    p_audio = torch.where(present, torch.sigmoid(plain.audio_logits), torch.zeros(6))
+    expected = 1 - (1 - torch.sigmoid(plain.logits)) * (1 - torch.sigmoid(plain.video_logits)) * (1 - p_audio)
+    torch.testing.assert_close(torch.sigmoid(noisy_or.logits), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(noisy_or.video_logits, plain.video_logits)
+    assert torch.isnan(noisy_or.audio_logits[5]) and torch.isfinite(noisy_or.logits).all()
+    with pytest.raises(ValueError, match="fused_readout"):
+        tiny_model(fused_readout="max")

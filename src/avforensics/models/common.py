@@ -64,6 +64,26 @@ def noisy_or_logit(*logits: Tensor) -> Tensor:
     return torch.log(-torch.expm1(log_all_real)) - log_all_real
 
 
+FUSED_READOUTS = ("classifier", "noisy_or")
+
+
+def check_fused_readout(readout: str) -> bool:
+    """Validate a `fused_readout` switch; True for "noisy_or" (`fake_if_either_logit`), False for the
+    papers' classifier alone."""
+    if readout not in FUSED_READOUTS:
+        raise ValueError(f"fused_readout must be one of {list(FUSED_READOUTS)}, got {readout!r}")
+    return readout == "noisy_or"
+
+
+def fake_if_either_logit(fused: Tensor, video: Tensor, audio: Tensor, audio_present: Tensor) -> Tensor:
+    """The fused classifier's logit combined by noisy-or with the unimodal heads' (audio where present).
+
+    A video is fake if either modality is (the papers' labelling rule); the unimodal heads learn their
+    modality's trace sooner than a classifier on the joint embedding learns that rule from the labels."""
+    absent = torch.full_like(audio, float("-inf"))
+    return noisy_or_logit(fused, video, torch.where(audio_present.to(torch.bool), audio, absent))
+
+
 class MLPHead(nn.Module):
     """Two linear layers with a ReLU between them: the classification head all three papers use."""
 

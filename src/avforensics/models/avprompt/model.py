@@ -20,7 +20,14 @@ from avforensics.models.avprompt.audio import AudioBranch
 from avforensics.models.avprompt.losses import CMFMWeights, cmfm_loss
 from avforensics.models.avprompt.visual import VisualBranch
 from avforensics.models.base import Batch, DetectorModel, GradientGroup, Outputs
-from avforensics.models.common import MLPHead, backbone_fingerprint, build_backbone, masked_bce_with_logits
+from avforensics.models.common import (
+    MLPHead,
+    backbone_fingerprint,
+    build_backbone,
+    check_fused_readout,
+    fake_if_either_logit,
+    masked_bce_with_logits,
+)
 from avforensics.models.registry import register_model
 
 FPS = 25  # the paper resamples every video to 25 fps and its audio to 16 kHz
@@ -105,8 +112,10 @@ class AVPromptDetector(DetectorModel):
         cmfm_alpha: float,
         cmfm_beta: float,
         cmfm_gamma: float,
+        fused_readout: str = "classifier",
     ):
         super().__init__()
+        self.noisy_or_readout = check_fused_readout(fused_readout)
         self.branches = tuple(branches)
         unknown = set(self.branches) - set(BRANCHES)
         if not self.branches or unknown or len(set(self.branches)) != len(self.branches):
@@ -168,6 +177,9 @@ class AVPromptDetector(DetectorModel):
         distance = cosine_distance(aligned_visual, aligned_audio)
         extras["av_distance"] = torch.where(present[..., 0], distance, torch.full_like(distance, torch.nan))
         logits = self.fusion_head(embeddings["fused"]).squeeze(-1)
+        if self.noisy_or_readout:
+            assert video_logits is not None and audio_logits is not None
+            logits = fake_if_either_logit(logits, video_logits, audio_logits, present[:, 0, 0])
         return Outputs(logits, video_logits, audio_logits, embeddings=embeddings, extras=extras)
 
     def losses(self, outputs: Outputs, batch: Batch) -> dict[str, Tensor]:

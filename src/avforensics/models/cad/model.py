@@ -38,13 +38,18 @@ from avforensics.models.cad.specific_branch import (
     clip_prefix,
     whisper_prefix,
 )
-from avforensics.models.common import MLPHead, build_backbone, masked_bce_with_logits, noisy_or_logit
+from avforensics.models.common import (
+    MLPHead,
+    build_backbone,
+    check_fused_readout,
+    fake_if_either_logit,
+    masked_bce_with_logits,
+)
 from avforensics.models.registry import register_model
 
 Modalities = Literal["audio_visual", "video"]
 Distillation = Literal["simsiam", "kl", "none"]
 UnimodalHeads = Literal["probe", "joint"]
-FusedReadout = Literal["classifier", "noisy_or"]
 
 
 @register_model
@@ -77,7 +82,7 @@ class CADDetector(DetectorModel):
         head_hidden: int = 256,
         head_dropout: float = 0.5,
         unimodal_heads: UnimodalHeads = "probe",
-        fused_readout: FusedReadout = "classifier",
+        fused_readout: str = "classifier",
         lora_rank: int = 8,
         lora_alpha: int = 16,
         lora_targets: tuple[str, ...] | list[str] = ("q_proj", "v_proj"),
@@ -91,7 +96,6 @@ class CADDetector(DetectorModel):
         _check_choice("modalities", modalities, ("audio_visual", "video"))
         _check_choice("distillation", distillation, ("simsiam", "kl", "none"))
         _check_choice("unimodal_heads", unimodal_heads, ("probe", "joint"))
-        _check_choice("fused_readout", fused_readout, ("classifier", "noisy_or"))
         self.num_frames = num_frames
         self.pad_audio_to_30s = pad_audio_to_30s
         self.audio_visual = modalities == "audio_visual"
@@ -103,7 +107,7 @@ class CADDetector(DetectorModel):
             raise ValueError(f"video_backbone_lr_scale must be positive, got {video_backbone_lr_scale}")
         self.video_backbone_lr_scale = video_backbone_lr_scale
         self.probe_heads = unimodal_heads == "probe"
-        self.noisy_or_readout = fused_readout == "noisy_or"
+        self.noisy_or_readout = check_fused_readout(fused_readout)
 
         # The CLIP the shared branch reads; also the specific branch's unless it needs a copy of its own.
         self.clip: HookedCLIPVision = build_backbone("clip", clip, clip_weights, backbone_seed)
@@ -199,9 +203,8 @@ class CADDetector(DetectorModel):
         integrated = torch.cat([aligned.embedding, x_v, x_a], dim=-1)
         logits = self.fused_head(integrated).squeeze(-1)
         audio_logits = self.audio_head(x_a.detach() if self.probe_heads else x_a).squeeze(-1)
-        if self.noisy_or_readout:  # the classifier's evidence, or the video head's, or the audio head's
-            absent = torch.full_like(audio_logits, float("-inf"))
-            logits = noisy_or_logit(logits, video_logits, torch.where(present, audio_logits, absent))
+        if self.noisy_or_readout:
+            logits = fake_if_either_logit(logits, video_logits, audio_logits, present)
         audio_logits = torch.where(present, audio_logits, torch.full_like(audio_logits, float("nan")))
         _, step_kl = alignment_loss(aligned.x_v2a, aligned.x_a2v, present)
         return Outputs(

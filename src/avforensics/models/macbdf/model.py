@@ -24,7 +24,12 @@ from torch import Tensor, nn
 from avforensics.backbones.loading import load_clip_vision, load_whisper_encoder
 from avforensics.features.logmel import HOP_LENGTH, SAMPLE_RATE
 from avforensics.models.base import Batch, DetectorModel, GradientGroup, Outputs
-from avforensics.models.common import MLPHead, masked_bce_with_logits
+from avforensics.models.common import (
+    MLPHead,
+    check_fused_readout,
+    fake_if_either_logit,
+    masked_bce_with_logits,
+)
 from avforensics.models.macbdf.cluster_weights import ClusterFusionWeights
 from avforensics.models.macbdf.encoders import AudioEncoder, VideoEncoder
 from avforensics.models.macbdf.fusion import (
@@ -182,8 +187,10 @@ class MACBDF(DetectorModel):
         video_weights: str | None = None,
         audio_weights: str | None = None,
         video_conv_stem: bool = False,
+        fused_readout: str = "classifier",
     ) -> None:
         super().__init__()
+        self.noisy_or_readout = check_fused_readout(fused_readout)
         if depth < 0:
             raise ValueError(f"depth (number of multi-scale fusion levels) must be >= 0, got {depth}")
         if nearest_negatives < 1:
@@ -271,16 +278,20 @@ class MACBDF(DetectorModel):
             video_tokens.append(video.mean(dim=(2, 3, 4)))
             audio_tokens.append(audio.mean(dim=(2, 3)))
         fused = self.rfmf(audio_tokens, video_tokens, present)
-        no_audio = torch.full_like(w_audio, torch.nan)
-        audio_logits = torch.where(present, self.audio_head(audio_tokens[-1]), no_audio)
+        audio_logits = self.audio_head(audio_tokens[-1])
+        video_logits = self.video_head(video_tokens[-1])
+        logits = self.fused_head(fused)
+        if self.noisy_or_readout:
+            logits = fake_if_either_logit(logits, video_logits, audio_logits, present)
+        audio_logits = torch.where(present, audio_logits, torch.full_like(audio_logits, torch.nan))
         video_frames = self.video_frame_head(video_sequence(video)).squeeze(-1)
         audio_frames = self.audio_frame_head(audio_sequence(audio, self.frames)).squeeze(-1)
         audio_frames = torch.where(present[:, None], audio_frames, torch.nan)
         # A frame is fake if either track is fake there; without audio, the video track alone decides.
         frame_logits = torch.where(present[:, None], torch.maximum(video_frames, audio_frames), video_frames)
         return Outputs(
-            logits=self.fused_head(fused),
-            video_logits=self.video_head(video_tokens[-1]),
+            logits=logits,
+            video_logits=video_logits,
             audio_logits=audio_logits,
             frame_logits=frame_logits,
             embeddings={"video": z_video, "audio": z_audio, "fused": fused},
