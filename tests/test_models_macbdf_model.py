@@ -168,7 +168,7 @@ def test_every_config_builds_and_takes_training_steps(config_path: Path) -> None
 def test_noisy_or_readout_combines_the_fused_video_and_audio_heads() -> None:
     batch = tiny_batch()
     with torch.no_grad():
-        plain = tiny_model().eval()(batch)
+        plain = tiny_model(fused_readout="classifier").eval()(batch)
         noisy_or = tiny_model(fused_readout="noisy_or").eval()(batch)
     present = batch["audio_present"].to(torch.bool)
     p_audio = torch.where(present, torch.sigmoid(plain.audio_logits), torch.zeros(6))

@@ -56,6 +56,7 @@ _PAPER: dict[str, Any] = {
     "cmfm_alpha": 2.0,
     "cmfm_beta": 2.0,
     "cmfm_gamma": 1.0,
+    "fused_readout": "classifier",
 }
 # CPU configuration: a random CLIP-shaped micro tower with a convolutional stem on 112 px faces (no CLIP
 # weights exist offline), the real Whisper base, 4-frame windows, narrower prompts and heads. A random tower

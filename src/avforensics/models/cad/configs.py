@@ -29,6 +29,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "head_hidden": 256,
         "head_dropout": 0.5,
         "unimodal_heads": "probe",
+        "fused_readout": "classifier",
         "lora_rank": 8,
         "lora_alpha": 16,
         "cache_mb": 2048.0,

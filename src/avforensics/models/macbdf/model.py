@@ -93,6 +93,7 @@ _PAPER: dict[str, Any] = {
     "video_weights": None,
     "audio_weights": None,
     "video_conv_stem": False,
+    "fused_readout": "classifier",
 }
 _SMALL: dict[str, Any] = {
     **_PAPER,
@@ -118,6 +119,7 @@ _SMALL: dict[str, Any] = {
     "queue_size": 256,
     "nearest_negatives": 16,
     "weight_heads": 2,
+    "fused_readout": "noisy_or",
 }
 
 UNIMODAL_LOSSES = {
