@@ -69,11 +69,13 @@ def test_small_config_trains_through_the_engine(tmp_path):
     assert any(name.startswith("val/") and "auc" in name for name in result.metrics)
 
 
-def test_small_config_trains_its_own_tower_copy_at_a_lower_rate():
+def test_small_config_trains_its_own_one_block_tower_copy():
     with torch.device("meta"):
         small = build_model("cad", "small")
         paper = build_model("cad", "paper")
-    assert small.lr_scales() == {"video_clip.": 0.3}
+        slower = build_model("cad", "small", video_backbone_lr_scale=0.3)
+    assert len(small.video_clip.encoder.layers) == 1 and small.num_frames == 4
+    assert small.lr_scales() == {} and slower.lr_scales() == {"video_clip.": 0.3}
     assert all(p.requires_grad for p in small.video_clip.parameters())
     assert not any(p.requires_grad for p in small.clip.parameters())
     assert paper.lr_scales() == {} and paper.video_clip is None

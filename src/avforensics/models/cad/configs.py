@@ -1,13 +1,14 @@
 """CAD's named configurations: the paper's (GPU, published weights) and a small one for 2 CPU cores.
 
 paper: CLIP ViT-B/16 + Whisper-small (Sec. 4.1), 16 frames, audio padded to 30 s, LoRA r=8 alpha=16.
-small: a random CLIP-shaped tower with a convolutional stem on 112 px faces ("clip-micro-convstem": no CLIP
-       weights exist offline). The shared branch reads it frozen (cached); the specific branch trains a
-       copy of its own at 0.3 x lr (a frozen random tower gives StA nothing to adapt: docs/models/cad.md),
-       with StA on its last block only, one kernel per stream and one conv per kernel; real Whisper-base
-       weights (installed offline) with LoRA on its last layer only; unpadded 0.64 s audio; narrower
-       fusion layers; unimodal heads trained jointly. Adapting only Whisper's last layer lets the cache
-       serve the frozen layers below it, which is most of the audio side's CPU time.
+small: a random one-block CLIP-shaped tower with a convolutional stem on 112 px faces ("clip-nano-convstem":
+       no CLIP weights exist offline). The shared branch reads it frozen (cached); the specific branch trains
+       a copy of its own at the configured rate (a frozen random tower gives StA nothing to adapt:
+       docs/models/cad.md), with StA on that block, one kernel per stream and one conv per kernel; real
+       Whisper-base weights (installed offline) with LoRA on its last layer only; 4-frame windows of
+       unpadded audio (0.16 s); narrower fusion layers; unimodal heads trained jointly, read together with
+       the fused classifier by noisy-or. Adapting only Whisper's last layer lets the cache serve the frozen
+       layers below it, which is most of the audio side's CPU time.
 """
 
 from __future__ import annotations
@@ -35,15 +36,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "cache_mb": 2048.0,
     },
     "small": {
-        "clip": "clip-micro-convstem",
+        "clip": "clip-nano-convstem",
         "clip_weights": None,
         "train_video_backbone": True,
-        "video_backbone_lr_scale": 0.3,
+        "video_backbone_lr_scale": 1.0,
         "whisper": "whisper-base",
         "whisper_weights": "whisper-base",
-        "num_frames": 16,
+        "num_frames": 4,
         "pad_audio_to_30s": False,
-        "adapter": {"layers": [3], "spatial_kernels": [3], "temporal_kernels": [3], "conv_depth": 1},
+        "adapter": {"layers": [0], "spatial_kernels": [3], "temporal_kernels": [3], "conv_depth": 1},
         "lora_layers": [5],
         "shared_dim": 64,
         "shared_heads": 4,
@@ -52,6 +53,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "head_hidden": 64,
         "head_dropout": 0.1,
         "unimodal_heads": "joint",
+        "fused_readout": "noisy_or",
         "lora_rank": 8,
         "lora_alpha": 16,
         "cache_mb": 512.0,
