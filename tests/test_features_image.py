@@ -8,7 +8,7 @@ import torch
 from skimage import data
 from transformers import CLIPImageProcessorPil
 
-from avforensics.features.image import CLIP_MEAN, CLIP_STD, clip_preprocess, resized_shape
+from avforensics.features.image import CLIP_MEAN, CLIP_STD, clip_preprocess, resize_for_clip, resized_shape
 
 # PIL resizes in fixed point; where its rounding of an exact .5 differs from ours, a pixel moves by one
 # 8-bit level: 1 / 255 / std <= 0.0146 after normalisation. Only such single-level steps, on very few values.
@@ -79,3 +79,14 @@ def test_bad_input_is_rejected() -> None:
         clip_preprocess(np.zeros((4, 4, 3), dtype=np.float32))
     with pytest.raises(ValueError, match=r"got torch.uint8 \(4, 4, 4\)"):
         clip_preprocess(np.zeros((4, 4, 4), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(("height", "width", "size"), [(224, 224, 112), (100, 160, 64), (48, 40, 112)])
+def test_resizing_ahead_gives_the_same_model_input(height: int, width: int, size: int) -> None:
+    frames = np.random.default_rng(height).integers(0, 256, (5, height, width, 3), dtype=np.uint8)
+    kept = resize_for_clip(frames, size)
+    assert kept.dtype == np.uint8 and kept.shape == (5, *resized_shape(height, width, size), 3)
+    assert torch.equal(clip_preprocess(kept, size), clip_preprocess(frames, size))
+    assert np.array_equal(resize_for_clip(kept, size), kept)  # already at size: left as it is
+    with pytest.raises(ValueError, match="uint8 RGB frames"):
+        resize_for_clip(frames[0], size)

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from avforensics.data.prepare import PreparedStore, PrepareOptions, load_frames_and_audio
 from avforensics.data.records import FAKE, REAL, VideoRecord
 from avforensics.data.silence import trim_clip
-from avforensics.features.image import clip_preprocess
+from avforensics.features.image import clip_preprocess, resize_for_clip
 from avforensics.media.clips import ClipWindow, Policy, plan_windows, samples_per_frame
 from avforensics.media.errors import MediaError
 from avforensics.media.faces import FaceDetector, extract_faces
@@ -324,6 +324,8 @@ class WindowDataset(Dataset):
             if self.trim_silence and arrays.audio is not None:
                 frames, audio, cut = trim_clip(arrays.frames, arrays.audio, arrays.fps, arrays.sample_rate)
                 arrays = replace(arrays, frames=frames, audio=audio, start_time=arrays.start_time + cut)
+            # Kept at the model's size: each window then skips the resize, and more videos fit the cache.
+            arrays = replace(arrays, frames=resize_for_clip(arrays.frames, self.image_size))
             self.cache.put(index, arrays)
         return arrays
 
