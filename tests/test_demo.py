@@ -6,7 +6,7 @@ import csv
 import json
 
 from avforensics.cli import main
-from avforensics.demo import PROTOCOLS, QUICK, demo_detectors
+from avforensics.demo import EPOCH_SHARE, PROTOCOLS, QUICK, demo_detectors
 
 
 def test_quick_demo_trains_compares_and_detects(tmp_path, capsys) -> None:
@@ -25,6 +25,7 @@ def test_quick_demo_trains_compares_and_detects(tmp_path, capsys) -> None:
         assert row["error"] == ""
         assert 0.0 <= float(row["AUC"]) <= 1.0 and 0.0 <= float(row["ACC"]) <= 1.0
         assert int(row["videos"]) >= 2
+        assert int(row["epochs"]) == QUICK.epochs  # the quick budget: one epoch under either protocol
         run = out / "runs" / row["detector"] / row["protocol"]
         assert (run / "calibrated.ckpt").is_file()
         assert list((run / "evaluation" / "plots").glob("roc_video_overall.png"))
@@ -33,3 +34,8 @@ def test_quick_demo_trains_compares_and_detects(tmp_path, capsys) -> None:
         assert len(records) == QUICK.detect_videos
         assert all(record["status"] == "ok" and record["calibrated"] for record in records)
         assert len(list((out / "detect" / "timelines").glob(f"{name}-*.png"))) == QUICK.detect_videos
+
+
+def test_every_protocol_has_an_epoch_share() -> None:
+    assert set(EPOCH_SHARE) == set(PROTOCOLS)
+    assert EPOCH_SHARE["intra"] == 1.0 and 0.0 < EPOCH_SHARE["leave-one-method-out"] <= 1.0
