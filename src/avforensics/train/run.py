@@ -76,7 +76,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     if trainer.strategy.broadcast(stale):
         trainer.save_checkpoint(last, weights_only=False)
     best = checkpoints[1]
-    return RunResult(
+    result = RunResult(
         run_dir=run_dir,
         last_checkpoint=last,
         best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
@@ -84,6 +84,11 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
         global_step=trainer.global_step,
         metrics={name: float(value) for name, value in trainer.callback_metrics.items()},
     )
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Lightning leaves the process group up; torn down at interpreter exit instead, gloo's threads
+        # can abort the process ("terminate called without an active exception") after a good run.
+        torch.distributed.destroy_process_group()
+    return result
 
 
 def _other_callbacks(trainer_config: TrainerConfig) -> list[pl.Callback]:
