@@ -34,11 +34,9 @@ def resize_for_clip(frames: np.ndarray, size: int = CLIP_SIZE) -> np.ndarray:
     pixels = torch.from_numpy(np.asarray(frames))
     if pixels.dtype != torch.uint8 or pixels.dim() != 4 or pixels.shape[-1] != 3:
         raise ValueError(f"expected uint8 RGB frames (T, H, W, 3), got {pixels.dtype} {tuple(pixels.shape)}")
-    target = resized_shape(pixels.shape[1], pixels.shape[2], size)
-    if tuple(pixels.shape[1:3]) == target or len(pixels) == 0:
+    if tuple(pixels.shape[1:3]) == resized_shape(pixels.shape[1], pixels.shape[2], size) or len(pixels) == 0:
         return np.asarray(frames)
-    channels_first = pixels.permute(0, 3, 1, 2)
-    resized = torch.cat([_resize(chunk, target) for chunk in channels_first.split(_RESIZE_CHUNK)])
+    resized = _shorter_side_to(pixels.permute(0, 3, 1, 2), size)
     return resized.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
@@ -57,19 +55,22 @@ def clip_preprocess(
         )
     single = pixels.dim() == 3
     batch = pixels.unsqueeze(0) if single else pixels
-    batch = batch.to(device).permute(0, 3, 1, 2)
-    height, width = batch.shape[-2:]
-    target = resized_shape(height, width, size)
-    if (height, width) == target:
-        resized = batch.float()
-    else:
-        resized = torch.cat([_resize(chunk, target) for chunk in batch.split(_RESIZE_CHUNK)])
-    top, left = (target[0] - size) // 2, (target[1] - size) // 2
+    resized = _shorter_side_to(batch.to(device).permute(0, 3, 1, 2), size)
+    top, left = (resized.shape[-2] - size) // 2, (resized.shape[-1] - size) // 2
     cropped = resized[..., top : top + size, left : left + size]
     mean_t = torch.tensor(mean, device=cropped.device).view(1, 3, 1, 1) * 255.0
     std_t = torch.tensor(std, device=cropped.device).view(1, 3, 1, 1) * 255.0
     normalised = (cropped - mean_t) / std_t
     return normalised[0] if single else normalised
+
+
+def _shorter_side_to(batch: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float (N, 3, h, w) with the shorter side `size`, values on 8-bit levels."""
+    height, width = batch.shape[-2:]
+    target = resized_shape(height, width, size)
+    if (height, width) == target:
+        return batch.float()
+    return torch.cat([_resize(chunk, target) for chunk in batch.split(_RESIZE_CHUNK)])
 
 
 def _resize(chunk: torch.Tensor, target: tuple[int, int]) -> torch.Tensor:
