@@ -24,18 +24,18 @@ import torch
 
 from avforensics.models.registry import build_model
 
-FRAMES, SAMPLES = 16, 16 * 640
+SAMPLES_PER_FRAME = 640  # 16 kHz audio beside 25 fps video
 
 
-def make_batches(clips: int, batch_size: int, size: int) -> list[dict]:
+def make_batches(clips: int, batch_size: int, frames: int, size: int) -> list[dict]:
     generator = torch.Generator().manual_seed(0)
     batches = []
     for start in range(0, clips, batch_size):
         rows = min(batch_size, clips - start)
         labels = torch.randint(0, 2, (rows,), generator=generator)
         batches.append({
-            "frames": torch.randn(rows, FRAMES, 3, size, size, generator=generator),
-            "audio": torch.randn(rows, SAMPLES, generator=generator) * 0.1,
+            "frames": torch.randn(rows, frames, 3, size, size, generator=generator),
+            "audio": torch.randn(rows, frames * SAMPLES_PER_FRAME, generator=generator) * 0.1,
             "audio_present": torch.ones(rows, dtype=torch.bool),
             "label": labels, "video_label": labels, "audio_label": torch.zeros_like(labels),
             "video_id": [f"clip{start + row}" for row in range(rows)],
@@ -81,7 +81,8 @@ def main() -> None:
     cached = build_model("cad", args.config, **overrides).train()
     reference = build_model("cad", args.config, **{**overrides, "cache_mb": 0}).train()
     reference.load_state_dict(cached.state_dict())
-    batches = make_batches(args.clips, args.batch_size, cached.clip.config.image_size)
+    tower = cached.clip if cached.clip is not None else cached.video_clip
+    batches = make_batches(args.clips, args.batch_size, cached.num_frames, tower.config.image_size)
 
     def optimizer_of(model: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

@@ -69,7 +69,7 @@ def test_small_config_trains_through_the_engine(tmp_path):
     assert any(name.startswith("val/") and "auc" in name for name in result.metrics)
 
 
-def test_small_config_trains_its_own_one_block_tower_copy():
+def test_small_config_trains_its_one_block_tower_and_shares_it_with_the_alignment():
     with torch.device("meta"):
         small = build_model("cad", "small")
         paper = build_model("cad", "paper")
@@ -77,7 +77,8 @@ def test_small_config_trains_its_own_one_block_tower_copy():
     assert len(small.video_clip.encoder.layers) == 1 and small.num_frames == 4
     assert small.lr_scales() == {} and slower.lr_scales() == {"video_clip.": 0.3}
     assert all(p.requires_grad for p in small.video_clip.parameters())
-    assert not any(p.requires_grad for p in small.clip.parameters())
-    assert paper.lr_scales() == {} and paper.video_clip is None
+    assert small.clip is None and not small.shared_reads_clip  # the shared branch reads the trained tower
+    assert len(small.audio_encoder.adapted) == 12 and small.audio_encoder.first_layer == 0  # q, v x 6 layers
+    assert paper.lr_scales() == {} and paper.video_clip is None and paper.shared_reads_clip
     with pytest.raises(ValueError, match="video_backbone_lr_scale must be positive"):
         build_model("cad", "small", video_backbone_lr_scale=0.0)

@@ -150,3 +150,32 @@ def test_noisy_or_readout_never_scores_below_a_unimodal_head():
     keep_audio = torch.where(present, p_audio, torch.zeros_like(p_audio))
     expected = 1 - (1 - p_plain) * (1 - p_video) * (1 - keep_audio)
     assert fused == pytest.approx(expected, abs=1e-5)
+
+
+def test_shared_branch_reads_the_specific_encoder_when_asked():
+    """"specific": L_KL trains the video encoder and its tower; "frozen" (paper): it cannot reach them."""
+    batch = tiny_batch(2)
+    for shared_video, reaches in (("frozen", False), ("specific", True)):
+        torch.manual_seed(0)
+        model = tiny_cad(shared_video=shared_video, train_video_backbone=True)
+        model.losses(model(batch), batch)["kl"].backward()
+        stem_grad = model.video_clip.embeddings.patch_embedding.weight.grad
+        assert (stem_grad is not None and stem_grad.abs().sum().item() > 0) == reaches, shared_video
+    # No frozen CLIP is left to run: the trained tower is the only one, and the checkpoint holds it.
+    assert model.clip is None and set(model.frozen_backbone_ids()) == {"whisper", "audio_whisper"}
+    assert any(key.startswith("video_clip.") for key in saved_state_keys(model))
+    with pytest.raises(ValueError, match="shared_video must be one of"):
+        tiny_cad(shared_video="clip")
+
+
+def test_specific_shared_video_caches_whisper_features_whatever_the_frames():
+    """Only Whisper's features are frozen then: a clip with other frames and the same audio hits."""
+    model = tiny_cad(shared_video="specific", train_video_backbone=True).eval()
+    batch = tiny_batch(2)
+    with torch.no_grad():
+        model(batch)
+        model(dict(batch, frames=torch.randn_like(batch["frames"])))
+        model(dict(batch, audio=batch["audio"] * 0.5))
+    assert (model.feature_cache.stats.hits, model.feature_cache.stats.misses) == (2, 4)
+    entry = model.feature_cache.get(next(iter(model.feature_cache._entries)))
+    assert set(entry) == {"audio", "audio_prefix"}

@@ -49,6 +49,7 @@ from avforensics.models.registry import register_model
 
 Modalities = Literal["audio_visual", "video"]
 Distillation = Literal["simsiam", "kl", "none"]
+SharedVideo = Literal["frozen", "specific"]
 UnimodalHeads = Literal["probe", "joint"]
 
 
@@ -73,6 +74,7 @@ class CADDetector(DetectorModel):
         alignment_loss: bool = True,
         distillation: Distillation = "simsiam",
         freeze_shared: bool = True,
+        shared_video: SharedVideo = "frozen",
         train_video_backbone: bool = False,
         video_backbone_lr_scale: float = 1.0,
         shared_dim: int = 512,
@@ -96,12 +98,16 @@ class CADDetector(DetectorModel):
         _check_choice("modalities", modalities, ("audio_visual", "video"))
         _check_choice("distillation", distillation, ("simsiam", "kl", "none"))
         _check_choice("unimodal_heads", unimodal_heads, ("probe", "joint"))
+        _check_choice("shared_video", shared_video, ("frozen", "specific"))
         self.num_frames = num_frames
         self.pad_audio_to_30s = pad_audio_to_30s
         self.audio_visual = modalities == "audio_visual"
         self.use_alignment_loss = alignment_loss and self.audio_visual
         self.distillation = distillation if self.audio_visual else "none"
         self.freeze_shared = freeze_shared
+        # "specific": the shared branch cross-attends the specific video encoder's per-frame features instead
+        # of a frozen CLIP's (the small configuration, whose CLIP is random: docs/models/cad.md).
+        self.shared_reads_clip = self.audio_visual and shared_video == "frozen"
         self.train_video_backbone = train_video_backbone
         if video_backbone_lr_scale <= 0:
             raise ValueError(f"video_backbone_lr_scale must be positive, got {video_backbone_lr_scale}")
@@ -109,16 +115,21 @@ class CADDetector(DetectorModel):
         self.probe_heads = unimodal_heads == "probe"
         self.noisy_or_readout = check_fused_readout(fused_readout)
 
-        # The CLIP the shared branch reads; also the specific branch's unless it needs a copy of its own.
-        self.clip: HookedCLIPVision = build_backbone("clip", clip, clip_weights, backbone_seed)
-        needs_own_clip = train_video_backbone or (self.audio_visual and not freeze_shared)
-        self.video_clip: HookedCLIPVision | None = copy.deepcopy(self.clip) if needs_own_clip else None
-        freeze(self.clip)
-        if self.video_clip is not None:
+        # `clip`: the frozen tower the shared branch reads (paper) and the specific branch adapts, when its
+        # own tower does not train. `video_clip`: the specific branch's own tower, when it trains or when the
+        # shared one does ("w/o frozen model"). Each exists only where something runs it.
+        tower: HookedCLIPVision = build_backbone("clip", clip, clip_weights, backbone_seed)
+        self.shared_clip_trains = self.shared_reads_clip and not freeze_shared
+        needs_frozen_clip = self.shared_reads_clip or not train_video_backbone
+        needs_own_clip = train_video_backbone or self.shared_clip_trains
+        self.clip: HookedCLIPVision | None = freeze(tower) if needs_frozen_clip else None
+        self.video_clip: HookedCLIPVision | None = None
+        if needs_own_clip:
+            self.video_clip = copy.deepcopy(tower) if needs_frozen_clip else tower
             self.video_clip.requires_grad_(train_video_backbone)
-        self.video_encoder = VideoSpecificEncoder(self.clip, num_frames, adapter)
+        self.video_encoder = VideoSpecificEncoder(tower, num_frames, adapter)
         self.projections = SimSiamProjections(
-            self.clip.hidden_size, whisper_encoder_config(whisper).d_model, embedding_dim, predictor_hidden
+            tower.hidden_size, whisper_encoder_config(whisper).d_model, embedding_dim, predictor_hidden
         )
         self.video_head = MLPHead(embedding_dim, head_hidden)
 
@@ -133,10 +144,11 @@ class CADDetector(DetectorModel):
                 copy.deepcopy(self.whisper), lora_rank, lora_alpha, tuple(lora_targets), lora_layers
             )
             if not freeze_shared:  # "w/o frozen model" (Table 4): the shared encoders train too
-                self.clip.requires_grad_(True)
+                if self.clip is not None and self.shared_clip_trains:
+                    self.clip.requires_grad_(True)
                 self.whisper.requires_grad_(True)
             self.alignment = CrossModalAlignment(
-                self.clip.hidden_size, self.whisper.hidden_size, shared_dim, shared_heads,
+                tower.hidden_size, self.whisper.hidden_size, shared_dim, shared_heads,
                 cross_attention=cross_attention, fps=fps,
             )
             self.audio_head = MLPHead(embedding_dim, head_hidden)
@@ -151,10 +163,10 @@ class CADDetector(DetectorModel):
     def _frozen_backbones(self) -> dict[str, nn.Module]:
         """Backbones whose base weights never train, by checkpoint name (LoRA tensors are not base)."""
         backbones: dict[str, nn.Module] = {}
-        if self.freeze_shared or not self.audio_visual:
+        if self.clip is not None and not self.shared_clip_trains:
             backbones["clip"] = self.clip
-            if self.whisper is not None:
-                backbones["whisper"] = self.whisper
+        if self.whisper is not None and self.freeze_shared:
+            backbones["whisper"] = self.whisper
         if self.video_clip is not None and not self.train_video_backbone:
             backbones["video_clip"] = self.video_clip
         if self.audio_encoder is not None:
@@ -179,12 +191,14 @@ class CADDetector(DetectorModel):
         frozen = self._frozen_features(batch, frames, audio, mel)
 
         video_clip = self.video_clip if self.video_clip is not None else self.clip
+        assert video_clip is not None
         first_video_layer = self.video_encoder.first_layer
         if self.video_clip is not None:  # a CLIP of its own: trainable, or frozen while the shared one trains
             with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_video_backbone):
                 frozen["video_prefix"] = clip_prefix(self.video_clip, frames, first_video_layer)
         grid = video_clip.patch_grid(*frames.shape[-2:])
-        x_v = self.projections.embed_video(self.video_encoder(video_clip, frozen["video_prefix"], grid))
+        per_frame = self.video_encoder(video_clip, frozen["video_prefix"], grid)
+        x_v = self.projections.embed_video(per_frame.mean(dim=1))
         video_logits = self.video_head(x_v.detach() if self.probe_heads else x_v).squeeze(-1)
         if not self.audio_visual:
             return Outputs(logits=video_logits, video_logits=video_logits, embeddings={"video": x_v})
@@ -197,9 +211,11 @@ class CADDetector(DetectorModel):
         z_v, z_a = self.projections.predict(x_v, x_a)
         if not self.freeze_shared:  # "w/o frozen model": the shared encoders run with gradients
             assert self.whisper is not None
-            frozen["video"] = self.clip(frames).pooled
+            if self.shared_clip_trains:
+                assert self.clip is not None
+                frozen["video"] = self.clip(frames).pooled
             frozen["audio"] = self.whisper(mel).last_hidden_state[:, :tokens]
-        aligned = self.alignment(frozen["video"], frozen["audio"])
+        aligned = self.alignment(frozen["video"] if self.shared_reads_clip else per_frame, frozen["audio"])
         integrated = torch.cat([aligned.embedding, x_v, x_a], dim=-1)
         logits = self.fused_head(integrated).squeeze(-1)
         audio_logits = self.audio_head(x_a.detach() if self.probe_heads else x_a).squeeze(-1)
@@ -225,20 +241,24 @@ class CADDetector(DetectorModel):
         per-frame CLS (B, T, D_v) "video", Whisper clip tokens (B, N_a, D_a) "audio") and the inputs of the
         specific encoders' first adapted layers ("video_prefix" (B, T, tokens, D_v), "audio_prefix")."""
         shared = self.audio_visual and self.freeze_shared
+        shared_clip = shared and self.shared_reads_clip
         video_prefix = self.video_clip is None
+        reads_frames = shared_clip or video_prefix
         first_video_layer = self.video_encoder.first_layer
         first_audio_layer = self.audio_encoder.first_layer if self.audio_encoder is not None else 0
 
         def compute(rows: Tensor | None) -> Features:
             out: Features = {}
             selected = frames if rows is None else frames[rows]
-            if shared:
-                clip_out = self.clip(selected, output_hidden_states=True)
-                out["video"] = clip_out.pooled
-                if video_prefix:
-                    out["video_prefix"] = clip_out.hidden_states[first_video_layer]
-            elif video_prefix:
-                out["video_prefix"] = clip_prefix(self.clip, selected, first_video_layer)
+            if reads_frames:
+                assert self.clip is not None
+                if shared_clip:
+                    clip_out = self.clip(selected, output_hidden_states=True)
+                    out["video"] = clip_out.pooled
+                    if video_prefix:
+                        out["video_prefix"] = clip_out.hidden_states[first_video_layer]
+                else:
+                    out["video_prefix"] = clip_prefix(self.clip, selected, first_video_layer)
             if mel is not None:
                 assert self.whisper is not None and self.audio_encoder is not None
                 selected_mel = mel if rows is None else mel[rows]
@@ -256,13 +276,16 @@ class CADDetector(DetectorModel):
         with torch.no_grad():
             if self.feature_cache is None or not cacheable:
                 return compute(None)
-            ids = [self._frozen_ids["clip"]()]
+            # A key covers what the cached features depend on: the frames only if a frozen CLIP reads them.
+            ids = [self._frozen_ids["clip"]()] if reads_frames else []
+            inputs = [frames] if reads_frames else []
             if shared:
+                assert audio is not None
                 ids.append(self._frozen_ids["whisper"]())
+                inputs.append(audio)
             context = "|".join(
                 [*ids, f"pad30={self.pad_audio_to_30s}", f"layers={first_video_layer},{first_audio_layer}"]
             )
-            inputs = [frames] if audio is None else [frames, audio]
             keys = clip_keys(batch.get("video_id"), batch.get("window"), inputs, context)  # type: ignore[arg-type]
             return self.feature_cache.rows(keys, compute, frames.device)
 

@@ -68,12 +68,13 @@ class VideoSpecificEncoder(nn.Module):
         return self.adapters.first_layer
 
     def forward(self, clip: HookedCLIPVision, prefix: Tensor, grid: tuple[int, int]) -> Tensor:
-        """Input of the first adapted layer (B, T, 1 + rows*cols, D) -> (B, D) clip embedding."""
+        """Input of the first adapted layer (B, T, 1 + rows*cols, D) -> (B, T, D) per-frame CLS features;
+        their mean over frames is the clip embedding."""
         batch, frames = prefix.shape[:2]
         suffix = clip.encoder.layers[self.first_layer :]
         ctx = HookContext(batch, frames, len(suffix), num_prefix_tokens=1, grid=grid)
         hidden = run_suffix(suffix, prefix.flatten(0, 1), ctx, self.adapters.hooks())
-        return clip.post_layernorm(hidden[:, 0]).unflatten(0, (batch, frames)).mean(dim=1)
+        return clip.post_layernorm(hidden[:, 0]).unflatten(0, (batch, frames))
 
 
 class AudioSpecificEncoder(nn.Module):
