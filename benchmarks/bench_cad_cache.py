@@ -81,8 +81,8 @@ def main() -> None:
     cached = build_model("cad", args.config, **overrides).train()
     reference = build_model("cad", args.config, **{**overrides, "cache_mb": 0}).train()
     reference.load_state_dict(cached.state_dict())
-    tower = cached.clip if cached.clip is not None else cached.video_clip
-    batches = make_batches(args.clips, args.batch_size, cached.num_frames, tower.config.image_size)
+    size = cached.video_tower.config.image_size
+    batches = make_batches(args.clips, args.batch_size, cached.num_frames, size)
 
     def optimizer_of(model: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

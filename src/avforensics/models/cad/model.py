@@ -160,6 +160,13 @@ class CADDetector(DetectorModel):
             name: FrozenWeightsId(module) for name, module in self._frozen_backbones().items()
         }
 
+    @property
+    def video_tower(self) -> HookedCLIPVision:
+        """The CLIP tower the specific video encoder runs: its own copy if it has one, else the frozen one."""
+        tower = self.video_clip if self.video_clip is not None else self.clip
+        assert tower is not None  # the constructor builds at least one of them
+        return tower
+
     def _frozen_backbones(self) -> dict[str, nn.Module]:
         """Backbones whose base weights never train, by checkpoint name (LoRA tensors are not base)."""
         backbones: dict[str, nn.Module] = {}
@@ -190,8 +197,7 @@ class CADDetector(DetectorModel):
             mel = whisper_log_mel(audio, mel_bins, self.pad_audio_to_30s)
         frozen = self._frozen_features(batch, frames, audio, mel)
 
-        video_clip = self.video_clip if self.video_clip is not None else self.clip
-        assert video_clip is not None
+        video_clip = self.video_tower
         first_video_layer = self.video_encoder.first_layer
         if self.video_clip is not None:  # a CLIP of its own: trainable, or frozen while the shared one trains
             with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_video_backbone):
