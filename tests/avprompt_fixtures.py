@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import torch
 from torch import Tensor
 
@@ -36,17 +34,6 @@ TINY_WHISPER = {
     # weights do not, so the random test encoder gets a larger init.
     "init_std": 0.2,
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Many engineers share 2 cores here; tiny models run far faster on one thread than fighting for two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def tiny_config(**overrides: Any) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from train_fixtures import ENGINE_CONFIG, ToyAVDetector
 
 from avforensics.data.protocols import make_split
 from avforensics.data.records import VideoRecord
+from avforensics.experiment.config import DataConfig, ExperimentConfig, load_config
+from avforensics.experiment.data import register_dataset
 from avforensics.models.base import Batch, Outputs
 from avforensics.models.registry import register_model, registered_models
-from avforensics.train.config import DataConfig, ExperimentConfig, load_config
-from avforensics.train.data import register_dataset
 
 # "bright" fakes the video track (brighter frames), "tone" the audio track (an added tone).
 METHODS = ("real", "bright", "tone", "bright+tone")

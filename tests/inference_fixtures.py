@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from torch import Tensor, nn
 
+from avforensics.experiment.config import config_from_dict
 from avforensics.media.encode import write_video
 from avforensics.models.base import Batch, DetectorModel, Outputs
 from avforensics.models.common import masked_bce_with_logits
 from avforensics.models.registry import register_model, registered_models
-from avforensics.train.config import config_from_dict
 
 SAMPLE_RATE, FPS = 16000, 25
 
@@ -109,33 +108,6 @@ def talking_video(path: Path, seconds: float, *, size: int = 64, audio: bool = T
         samples = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     write_video(path, frames, FPS, samples, SAMPLE_RATE)
     return path
-
-
-@pytest.fixture(scope="session")
-def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """tiny_av trained for a few epochs on the shared prepared synthetic corpus, with the validation table
-    the engine computed in its last evaluation (captured from the metrics hook)."""
-    from data_windows_fixtures import synthetic_corpus
-
-    import avforensics.train.datasets  # noqa: F401  (registers the synthetic dataset)
-    from avforensics.train import run
-
-    corpus, records, prepared = synthetic_corpus(tmp_path_factory)
-    tables: list[dict[str, list]] = []
-    engine_metrics = run.validation_metrics
-
-    def recording_metrics(table: dict[str, list]) -> dict[str, float]:
-        tables.append(table)
-        return engine_metrics(table)
-
-    torch.set_num_threads(1)
-    config = tiny_config(corpus, prepared)
-    run_dir = tmp_path_factory.mktemp("tiny_run")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run, "validation_metrics", recording_metrics)
-        result = run.train(config, run_dir)
-    return {"checkpoint": result.last_checkpoint, "table": tables[-1], "records": records,
-            "corpus": corpus, "prepared": prepared, "config": config}
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ from avforensics.data.windows import (
     WindowDataset,
     frame_labels,
 )
+from avforensics.experiment.config import ConfigError, DataConfig
+from avforensics.experiment.data import build_dataset, collate_windows
 from avforensics.features.image import clip_preprocess
 from avforensics.media.encode import write_video
-from avforensics.train.config import ConfigError, DataConfig
-from avforensics.train.data import build_dataset, collate_windows
 
 T, SIZE, SPF = 16, 32, 640  # frames per window, frame side, audio samples per frame (16 kHz / 25 fps)
 
@@ -221,7 +221,6 @@ def test_the_array_cache_evicts_the_least_recently_used_video_by_bytes():
 
 def test_the_engine_builds_adapter_datasets_from_config(corpus, tmp_path):
     root, records, prepared = corpus
-    import avforensics.train.datasets  # noqa: F401  (registers one dataset per adapter)
 
     params = {"train": 0.5, "val": 0.5, "test": 0.0}
     options = {"prepared": str(prepared), "protocol_params": params, "image_size": SIZE, "seed": 1}

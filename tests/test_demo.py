@@ -6,7 +6,7 @@ import csv
 import json
 
 from avforensics.cli import main
-from avforensics.demo import EPOCH_SHARE, PROTOCOLS, QUICK, demo_detectors
+from avforensics.protocols.demo import EPOCH_SHARE, PROTOCOLS, QUICK, demo_detectors
 
 
 def test_quick_demo_trains_compares_and_detects(tmp_path, capsys) -> None:

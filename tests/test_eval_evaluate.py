@@ -10,13 +10,13 @@ import pytest
 from eval_fixtures import method_config
 from sklearn.metrics import roc_auc_score
 
-import avforensics.eval.benchmark as benchmark
+import avforensics.protocols.benchmark as benchmark
 from avforensics.cli import main
-from avforensics.eval.benchmark import BenchmarkError, run_benchmark
-from avforensics.eval.evaluate import DataSelection, evaluate
 from avforensics.eval.metrics import compute_detection_metrics
 from avforensics.eval.predictions import read_predictions
-from avforensics.train.config import save_config
+from avforensics.experiment.config import save_config
+from avforensics.protocols.benchmark import BenchmarkError, run_benchmark
+from avforensics.protocols.evaluate import DataSelection, evaluate
 from avforensics.train.run import train
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from data_windows_fixtures import CentreFaceDetector
-from inference_fixtures import trained_tiny  # noqa: F401  (fixture)
 
 from avforensics import Detector
 from avforensics.cli import main

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from inference_fixtures import talking_video, trained_tiny  # noqa: F401  (fixture)
+from inference_fixtures import talking_video
 
 from avforensics.cli import main
 from avforensics.media.encode import write_video

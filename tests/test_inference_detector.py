@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 from data_windows_fixtures import CentreFaceDetector
-from inference_fixtures import talking_video, trained_tiny  # noqa: F401  (fixture)
+from inference_fixtures import talking_video
 
 from avforensics import Detector
 from avforensics.media.errors import EmptyFileError, MediaTooShortError

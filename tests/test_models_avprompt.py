@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from avprompt_fixtures import FRAMES, SAMPLES, one_thread, tiny_batch, tiny_config, tiny_model  # noqa: F401
+from avprompt_fixtures import FRAMES, SAMPLES, tiny_batch, tiny_config, tiny_model
 
 from avforensics.models.avprompt import AVPromptDetector
 from avforensics.models.avprompt.alignment import cosine_distance
 from avforensics.models.registry import build_model, model_class
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Paper configuration, trainable parameters: the paper reports 4.4M (docs/models/avprompt.md).
 PAPER_TRAINABLE = {

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
+from avforensics.experiment.config import load_config, shipped_configs
 from avforensics.models.avprompt import AVPromptDetector
 from avforensics.models.registry import build_model
-from avforensics.train.config import load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "avprompt"
+CONFIGS = shipped_configs() / "avprompt"
 PAPER_LOSSES = {"video", "audio", "fused", "cmfm"}
 
 # config file -> (model overrides, loss weights, loss terms the model returns)

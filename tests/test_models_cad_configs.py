@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import train_fixtures  # noqa: F401  (registers the in-memory "toy_av" dataset)
 from cad_fixtures import FRAMES, SAMPLES, SIZE, TINY_MODEL, tiny_batch
 
+from avforensics.experiment.config import load_config, shipped_configs
 from avforensics.models.registry import build_model
-from avforensics.train.config import load_config
 from avforensics.train.run import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "cad"
+CONFIGS = shipped_configs() / "cad"
 ALL_TERMS = {"fused", "video", "audio", "kl", "kd"}
 EXPECTED_TERMS = {
     "paper": ALL_TERMS,

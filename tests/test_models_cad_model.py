@@ -8,8 +8,8 @@ import pytest
 import torch
 from cad_fixtures import FRAMES, tiny_batch, tiny_cad
 
+from avforensics.experiment.checkpoint import saved_state_keys
 from avforensics.models.registry import build_model, model_class
-from avforensics.train.checkpoint import saved_state_keys
 
 
 def test_registered_with_paper_and_small_configurations():

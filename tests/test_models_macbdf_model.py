@@ -9,11 +9,11 @@ import pytest
 import torch
 from macbdf_fixtures import TINY, tiny_batch, tiny_model
 
+from avforensics.experiment.config import load_config, shipped_configs
 from avforensics.models.registry import build_model, model_class
-from avforensics.train.config import load_config
 from avforensics.train.gradients import build_combiner
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "macbdf"
+CONFIGS = shipped_configs() / "macbdf"
 ALL_LOSSES = {"fused", "video", "audio", "video_frame", "audio_frame", "contrast_cross", "contrast_intra"}
 
 

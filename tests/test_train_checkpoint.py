@@ -9,10 +9,10 @@ import torch
 from train_fixtures import ENGINE_CONFIG, ToyAVDetector, toy_dataset
 
 from avforensics.eval.metrics import compute_detection_metrics
-from avforensics.train.checkpoint import CheckpointError, load_model_from_checkpoint
-from avforensics.train.config import load_config
-from avforensics.train.data import collate_windows
-from avforensics.train.module import PREDICTION_COLUMNS, prediction_rows
+from avforensics.experiment.checkpoint import CheckpointError, load_model_from_checkpoint
+from avforensics.experiment.config import load_config
+from avforensics.experiment.data import collate_windows
+from avforensics.experiment.predictions import PREDICTION_COLUMNS, prediction_rows
 from avforensics.train.run import train
 
 

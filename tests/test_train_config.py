@@ -8,7 +8,7 @@ import pytest
 import yaml
 from train_fixtures import ENGINE_CONFIG
 
-from avforensics.train.config import ConfigError, config_to_dict, load_config, save_config
+from avforensics.experiment.config import ConfigError, config_to_dict, load_config, save_config
 
 PAPER = """
 model: {name: toy_av, config: small}

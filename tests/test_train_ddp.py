@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from train_fixtures import ENGINE_CONFIG
 
-from avforensics.train.config import load_config
+from avforensics.experiment.config import load_config
 from avforensics.train.run import train
 
 FIXTURES = Path(__file__).with_name("train_fixtures.py")

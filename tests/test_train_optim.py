@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from avforensics.train.config import OptimConfig
+from avforensics.experiment.config import OptimConfig
 from avforensics.train.optim import build_optimizer, build_scheduler
 from avforensics.train.sampling import ResumableLoader, ShardedSampler
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from train_fixtures import ENGINE_CONFIG
 
-from avforensics.train.config import load_config
+from avforensics.experiment.config import load_config
 from avforensics.train.run import LAST_CHECKPOINT, RunResult, train
 
 # 32 training videos / batch 8 = 4 steps per epoch, 4 epochs = 16 steps; the lr drops x0.1 after epoch 3.

@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avforensics.experiment.config import DataConfig
+from avforensics.experiment.data import register_dataset
 from avforensics.models.base import Batch, DetectorModel, GradientGroup, Outputs
 from avforensics.models.registry import register_model, registered_models
-from avforensics.train.config import DataConfig
-from avforensics.train.data import register_dataset
 
-ENGINE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "engine_test.yaml"
+ENGINE_CONFIG = Path(__file__).resolve().parent / "engine_test.yaml"
 
 
 class ToyAVDetector(DetectorModel):

@@ -16,9 +16,9 @@ COMMAND_MODULES: list[str] = [
     "avforensics.data.cli",
     "avforensics.synth.cli",
     "avforensics.train.cli",
-    "avforensics.eval.cli",
+    "avforensics.protocols.cli",
     "avforensics.inference.cli",
-    "avforensics.demo",
+    "avforensics.protocols.demo",
 ]
 
 

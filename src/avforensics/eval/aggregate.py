@@ -1,8 +1,8 @@
 """Per-window prediction tables: validation, head selection and video-level aggregation.
 
 A prediction table is a dict of equal-length columns, one row per scored window (the engine's validation
-rows, `train.module.PREDICTION_COLUMNS`). Video scores are the mean of the video's window probabilities,
-as the papers and peers compute them.
+rows, `experiment.predictions.PREDICTION_COLUMNS`). Video scores are the mean of the video's window
+probabilities, as the papers and peers compute them.
 """
 
 from __future__ import annotations

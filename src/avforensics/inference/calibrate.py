@@ -1,6 +1,6 @@
 """Calibrate a checkpoint on its own validation split and store the result in the checkpoint.
 
-The validation windows come from exactly the dataset the engine validated on (`train.data.build_dataset`
+The validation windows come from exactly the dataset the engine validated on (`experiment.data.build_dataset`
 with the checkpoint's config), so calibration sees the windows the in-training evaluation scored.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from avforensics.experiment.data import ClipDataset, build_dataset
 from avforensics.inference.calibration import Calibration, fit_calibration
 from avforensics.inference.checkpoint import load_checkpoint, write_inference_section
 from avforensics.inference.detector import Detector
 from avforensics.inference.report import HEADS
-from avforensics.train.data import ClipDataset, build_dataset
 
 _WINDOWS_PER_PASS = 64  # windows materialised at once while collecting logits
 _LABEL_KEYS = {"p_fake": "label", "p_video_fake": "video_label", "p_audio_fake": "audio_label"}
@@ -54,7 +54,6 @@ def calibrate_checkpoint(
 ) -> Calibration:
     """Fit temperatures and thresholds on `split` (default: the config's validation split) and write them,
     with the model's preprocessing, into `out` (default: the checkpoint itself)."""
-    import avforensics.train.datasets  # noqa: F401  (registers a dataset per adapter)
 
     loaded = load_checkpoint(path)
     data = loaded.config.data

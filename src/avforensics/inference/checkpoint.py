@@ -1,8 +1,9 @@
 """What inference reads from (and adds to) a training checkpoint: the model, its preprocessing, calibration.
 
-The engine's checkpoint already rebuilds the model from its config alone (`train.checkpoint`, no Lightning
-import). Calibration adds an `inference` section to the checkpoint's payload: the fitted temperatures and
-thresholds, and the preprocessing the model was trained with, so the file is all a user needs to ship.
+The engine's checkpoint already rebuilds the model from its config alone (`experiment.checkpoint`, no
+Lightning import). Calibration adds an `inference` section to the checkpoint's payload: the fitted
+temperatures and thresholds, and the preprocessing the model was trained with, so the file is all a user
+needs to ship.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from pathlib import Path
 
 import torch
 
+from avforensics.experiment.checkpoint import PAYLOAD_KEY, CheckpointError, load_model_from_checkpoint
+from avforensics.experiment.config import ExperimentConfig
 from avforensics.inference.calibration import Calibration
 from avforensics.inference.preprocessing import Preprocessing
 from avforensics.models.base import DetectorModel
-from avforensics.train.checkpoint import PAYLOAD_KEY, CheckpointError, load_model_from_checkpoint
-from avforensics.train.config import ExperimentConfig
 
 INFERENCE_KEY = "inference"
 _HASH_CHUNK = 1 << 20

@@ -22,6 +22,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from avforensics.experiment.data import collate_windows
 from avforensics.inference.calibration import Calibration
 from avforensics.inference.checkpoint import load_checkpoint
 from avforensics.inference.preprocessing import DEFAULT_CHUNK_SECONDS, Chunk, Preprocessing, VideoChunks
@@ -29,7 +30,6 @@ from avforensics.inference.report import HEADS, Report, Segment
 from avforensics.media.errors import MediaWarning
 from avforensics.media.faces import FaceDetector
 from avforensics.models.base import DetectorModel
-from avforensics.train.data import collate_windows
 
 Source = str | Path | IO[bytes]
 _HEAD_LOGITS = {"p_fake": "logits", "p_video_fake": "video_logits", "p_audio_fake": "audio_logits"}

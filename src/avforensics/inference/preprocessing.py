@@ -21,11 +21,11 @@ import numpy as np
 from avforensics.data.prepare import PrepareOptions
 from avforensics.data.records import UNKNOWN, VideoRecord
 from avforensics.data.windows import VideoArrays, WindowDataset
+from avforensics.experiment.config import ExperimentConfig
 from avforensics.media.clips import samples_per_frame
 from avforensics.media.decode import iter_windows
 from avforensics.media.errors import MediaTooShortError
 from avforensics.media.faces import FaceCrops, FaceDetector, crop_faces, track_faces
-from avforensics.train.config import ExperimentConfig
 
 DEFAULT_CHUNK_SECONDS = 30.0
 

@@ -1,19 +1,18 @@
 """MTCNN face detector (Zhang et al., "Joint Face Detection and Alignment using Multi-task Cascaded
-Convolutional Networks", 2016), written from the paper; weights from the MIT-licensed facenet-pytorch wheel.
+Convolutional Networks", 2016), written from the paper; weights shipped in `mtcnn_weights/` (MIT: NOTICE.md).
 
 Cascade: P-Net scans an image pyramid (scale factor 0.709, smallest face 20 px) as a fully convolutional
 12x12 window classifier with stride 2; R-Net (24 px) and O-Net (48 px) re-score the surviving candidates.
 Every stage calibrates its boxes with the regressed offsets and merges overlaps with non-maximum
 suppression; O-Net also gives five landmarks (eyes, nose, mouth corners).
 
-facenet-pytorch is only a carrier of the three state dicts: importing it would import torchvision, so the
-files are found with `importlib.util.find_spec` and the networks below are our own modules whose
-parameter names match the files exactly (`load_state_dict(strict=True)`).
+The three state dicts are facenet-pytorch's published files, shipped inside this package (that package is
+never a dependency: it imports torchvision); the networks below are our own modules whose parameter names
+match the files exactly (`load_state_dict(strict=True)`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +25,13 @@ from torch import nn
 from avforensics.media.boxcrop import crop_resize
 from avforensics.media.boxes import nms
 
-WEIGHTS_PACKAGE = "facenet_pytorch"
-WEIGHTS_INSTALL = "pip install --no-deps facenet-pytorch==2.6.0"
+WEIGHTS_DIR = Path(__file__).resolve().with_name("mtcnn_weights")
 _PNET_WINDOW, _PNET_STRIDE = 12, 2
 _RNET_SIZE, _ONET_SIZE = 24, 48
 
 
 class MTCNNWeightsNotFound(FileNotFoundError):
-    """The MTCNN weight files (carried by the facenet-pytorch wheel) are not installed."""
+    """An MTCNN weight file is missing (a broken install, or a wrong `weights` directory)."""
 
 
 def _normalise(pixels: torch.Tensor) -> torch.Tensor:
@@ -117,22 +115,12 @@ class ONet(nn.Module):
         return self.dense6_1(x).softmax(dim=1)[:, 1], self.dense6_2(x), self.dense6_3(x)
 
 
-def weights_dir() -> Path:
-    """Directory holding pnet.pt / rnet.pt / onet.pt inside the installed facenet-pytorch wheel."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise MTCNNWeightsNotFound(
-            "MTCNN weights come from the package 'facenet-pytorch', which is not installed; "
-            f"install it with: {WEIGHTS_INSTALL}"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
 def load_network(network: nn.Module, name: str, directory: Path | None = None) -> nn.Module:
     """Load `<name>.pt` strictly into `network` and switch it to inference mode."""
-    path = (directory or weights_dir()) / f"{name}.pt"
+    path = (directory or WEIGHTS_DIR) / f"{name}.pt"
     if not path.is_file():
-        raise MTCNNWeightsNotFound(f"{path}: MTCNN weight file missing; reinstall with: {WEIGHTS_INSTALL}")
+        raise MTCNNWeightsNotFound(f"{path}: MTCNN weight file missing; reinstall avforensics "
+                                   "(the weights ship inside the package)")
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return network.eval().requires_grad_(False)
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import pkgutil
 from typing import Any
 
 import torch
 
-import avforensics.models
+import avforensics.models  # noqa: F401  (its __init__ imports, so registers, every detector)
 from avforensics.models.registry import build_model, registered_models
 
 log = logging.getLogger(__name__)
@@ -18,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train a detector from an experiment config (YAML)")
-    train.add_argument("config", help="experiment YAML (see configs/)")
+    train.add_argument("config", help="experiment YAML path, or a shipped config name such as avprompt/small")
     train.add_argument("--out", required=True, help="run directory: resolved config, checkpoints, logs")
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -33,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     # Imported here so `avforensics --help` does not pay for importing Lightning.
-    from avforensics.train.config import load_config
+    from avforensics.experiment.config import load_config
     from avforensics.train.run import train
 
     config = load_config(args.config, args.overrides)
@@ -44,7 +42,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    _import_detectors()
     rows = [("model", "config", "trainable", "total")]
     for name, cls in registered_models().items():
         for config_name in cls.configs:
@@ -53,15 +50,6 @@ def run_models(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
-
-
-def _import_detectors() -> None:
-    """Import every module of `avforensics.models`, so each detector's `@register_model` has run."""
-    for module in pkgutil.walk_packages(avforensics.models.__path__, "avforensics.models."):
-        try:
-            importlib.import_module(module.name)
-        except ImportError as error:
-            log.warning("cannot import detector module %s, its models are not listed: %s", module.name, error)
 
 
 def _counts(name: str, config_name: str) -> tuple[str, str]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
-import avforensics.train.datasets  # noqa: F401  (registers one dataset per data adapter)
-from avforensics.train.config import DataConfig
-from avforensics.train.data import ClipDataset, build_dataset, collate_windows
+from avforensics.experiment.config import DataConfig
+from avforensics.experiment.data import ClipDataset, build_dataset, collate_windows
 from avforensics.train.sampling import ResumableLoader, ShardedSampler
 
 

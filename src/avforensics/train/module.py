@@ -8,8 +8,7 @@ the combiner, before the optimiser step.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,8 +17,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from avforensics.models.base import DetectorModel
-from avforensics.train.checkpoint import (
+from avforensics.experiment.checkpoint import (
     MODEL_PREFIX,
     PAYLOAD_KEY,
     check_state_keys,
@@ -27,17 +25,11 @@ from avforensics.train.checkpoint import (
     model_state,
     saved_state_keys,
 )
-from avforensics.train.config import ExperimentConfig
+from avforensics.experiment.config import ExperimentConfig
+from avforensics.experiment.predictions import PREDICTION_COLUMNS, MetricsFunction, prediction_rows
+from avforensics.models.base import DetectorModel
 from avforensics.train.gradients import GradientCombiner
 from avforensics.train.optim import build_optimizer, build_scheduler
-
-# Columns of the per-window prediction table handed to the metrics function.
-PREDICTION_COLUMNS = (
-    "video_id", "window", "p_fake", "p_video_fake", "p_audio_fake",
-    "label", "video_label", "audio_label", "category", "method",
-)
-PredictionTable = dict[str, list[Any]]
-MetricsFunction = Callable[[PredictionTable], Mapping[str, float]]
 
 
 class DetectorModule(pl.LightningModule):
@@ -147,36 +139,6 @@ class DetectorModule(pl.LightningModule):
             parameters, _unflatten_dense_tensors(mean, grads), flat[numel:].tolist(), strict=True
         ):
             parameter.grad = grad.to(parameter.dtype) if count > 0 else None
-
-
-def prediction_rows(
-    batch: Mapping[str, Any], probabilities: Mapping[str, Tensor | None]
-) -> list[dict[str, Any]]:
-    """One row per window: ids, the three head probabilities (NaN where a model has no head), labels."""
-    size = len(batch["video_id"])
-
-    def column(values: Tensor | None) -> list[float]:
-        return [math.nan] * size if values is None else values.detach().float().reshape(size).tolist()
-
-    def labels(key: str) -> list[int]:
-        return batch[key].reshape(size).tolist() if key in batch else [-1] * size
-
-    def strings(key: str) -> list[str]:
-        return list(batch[key]) if key in batch else [""] * size
-
-    columns = {
-        "video_id": list(batch["video_id"]),
-        "window": batch["window"].reshape(size).tolist(),
-        "p_fake": column(probabilities["p_fake"]),
-        "p_video_fake": column(probabilities["p_video_fake"]),
-        "p_audio_fake": column(probabilities["p_audio_fake"]),
-        "label": labels("label"),
-        "video_label": labels("video_label"),
-        "audio_label": labels("audio_label"),
-        "category": strings("category"),
-        "method": strings("method"),
-    }
-    return [{name: values[i] for name, values in columns.items()} for i in range(size)]
 
 
 def gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

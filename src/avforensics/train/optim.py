@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from avforensics.train.config import OptimConfig
+from avforensics.experiment.config import OptimConfig
 
 
 def build_optimizer(

@@ -20,8 +20,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from avforensics.eval.metrics import compute_detection_metrics
+from avforensics.experiment.config import ExperimentConfig, TrainerConfig, config_to_dict, save_config
 from avforensics.models.registry import build_model
-from avforensics.train.config import ExperimentConfig, TrainerConfig, config_to_dict, save_config
 from avforensics.train.datamodule import ClipDataModule
 from avforensics.train.gradients import build_combiner
 from avforensics.train.module import DetectorModule

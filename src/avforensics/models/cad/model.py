@@ -55,7 +55,7 @@ UnimodalHeads = Literal["probe", "joint"]
 
 @register_model
 class CADDetector(DetectorModel):
-    """CAD; every ablation of Tables 4-5 is a constructor switch (configs.py, configs/cad/)."""
+    """CAD; every ablation of Tables 4-5 is a constructor switch (configs.py, the shipped cad/ configs)."""
 
     name = "cad"
     configs = CONFIGS

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     benchmark = subparsers.add_parser(
         "benchmark-protocol",
         help="train + evaluate one model per held-out category/method; one paper-style table (resumable)")
-    benchmark.add_argument("config", nargs="?", help="experiment YAML (see configs/)")
+    benchmark.add_argument("config", nargs="?",
+                           help="experiment YAML path, or a shipped config name such as cad/paper")
     benchmark.add_argument("--out", help="output folder: runs/<held out>/ and table.md/.csv/.json")
     benchmark.add_argument("--table", metavar="NAME", help="a named paper table (see --list)")
     benchmark.add_argument("--protocol", metavar="NAME", help="leave-one-out protocol, with --held-out")
@@ -75,7 +76,7 @@ def parse_data_argument(text: str) -> tuple[str, str]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     # Imported here so `avforensics --help` does not pay for importing torch and Lightning.
-    from avforensics.eval.evaluate import DataSelection, evaluate
+    from avforensics.protocols.evaluate import DataSelection, evaluate
 
     dataset, root = parse_data_argument(args.data) if args.data else ("", "")
     selection = DataSelection(dataset=dataset, root=root, prepared=args.prepared or "",
@@ -93,8 +94,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_benchmark_protocol(args: argparse.Namespace) -> int:
-    from avforensics.eval.benchmark import BENCHMARKS, run_benchmark
-    from avforensics.train.config import load_config
+    from avforensics.experiment.config import load_config
+    from avforensics.protocols.benchmark import BENCHMARKS, run_benchmark
 
     if args.list:
         for benchmark in BENCHMARKS.values():

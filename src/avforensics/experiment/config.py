@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import importlib.resources
 import re
 import types
 import typing
@@ -126,9 +127,29 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+def shipped_configs() -> Path:
+    """The folder of configs shipped inside the package (one sub-folder per detector)."""
+    return Path(str(importlib.resources.files("avforensics").joinpath("configs")))
+
+
+def resolve_config(name: str | Path) -> Path:
+    """A config file by path, or by its shipped name: `avprompt/small` (or `avprompt/small.yaml`) is
+    `configs/avprompt/small.yaml` inside the package, the same from a checkout and from an installed wheel."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = shipped_configs() / (path if path.suffix in (".yaml", ".yml") else path.with_suffix(".yaml"))
+    if not path.is_absolute() and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(str(c.relative_to(shipped_configs()).with_suffix(""))
+                             for c in shipped_configs().glob("*/*.yaml")))
+    raise ConfigError(f"{name}: no such config file, and no shipped config of that name (shipped: {names})")
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read a YAML config (following `extends:`), apply `a.b.c=value` overrides, validate, return it."""
-    path = Path(path)
+    """Read a YAML config by path or shipped name (following `extends:`), apply `a.b.c=value` overrides,
+    validate, return it."""
+    path = resolve_config(path)
     tree = _read_with_extends(path, chain=())
     for override in overrides:
         apply_override(tree, override)

@@ -1,7 +1,7 @@
 """Protocol runner: a whole paper-style table (one trained model per held-out value) in one call.
 
 For each held-out category or method the experiment config is trained on that protocol's training part
-(`train.run.train`), evaluated on its test part (`eval.evaluate.evaluate`), and reduced to one row; the
+(`train.run.train`), evaluated on its test part (`protocols.evaluate.evaluate`), and reduced to one row; the
 rows and their average form one table. Layout of OUT: `runs/<value>/` (run directory, `evaluation/`, and
 `row.json` once the row is finished), `table.md/.csv/.json`. A rerun skips finished rows, continues an
 interrupted training from its last checkpoint, and refuses rows made with a different config.
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avforensics.eval.evaluate import evaluate
 from avforensics.eval.tables import ProtocolTable, TableRow, row_from_report
-from avforensics.train.config import ExperimentConfig, config_from_dict, config_to_dict
+from avforensics.experiment.config import ExperimentConfig, config_from_dict, config_to_dict
+from avforensics.protocols.evaluate import evaluate
 from avforensics.train.run import LAST_CHECKPOINT, train
 
 log = logging.getLogger(__name__)

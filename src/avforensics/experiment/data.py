@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from avforensics.train.config import DataConfig
+from avforensics.experiment.config import DataConfig
 
 
 @runtime_checkable
@@ -51,6 +51,7 @@ def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:
 
 def build_dataset(config: DataConfig, split: str, window_policy: str) -> ClipDataset:
     """The dataset of one split, checked against the `ClipDataset` interface."""
+    _register_adapter_datasets()
     if config.dataset not in _DATASETS:
         known = ", ".join(sorted(_DATASETS)) or "none"
         raise KeyError(f"unknown dataset {config.dataset!r}; registered datasets: {known}")
@@ -96,3 +97,9 @@ def _stack(key: str, values: list[Tensor], windows: Sequence[dict[str, Any]]) ->
             windows, values, strict=True))
         raise ValueError(f"cannot batch {key!r}: shapes differ ({detail})")
     return torch.stack(values)
+
+
+def _register_adapter_datasets() -> None:
+    """The one place the built-in datasets (one per data adapter) register: on first use, since importing
+    them loads the adapters and PyAV, which the config schema alone does not need."""
+    import avforensics.experiment.datasets  # noqa: F401

@@ -1,7 +1,7 @@
 """`avforensics demo [--out DIR] [--quick]`: the whole toolkit end to end on this machine.
 
 Generates a synthetic corpus, prepares it (faces + audio), trains every registered detector's demo
-configuration (`configs/<name>/demo.yaml`: its small configuration with a shorter budget than the
+configuration (shipped `configs/<name>/demo.yaml`: its small configuration with a shorter budget than the
 detector's own runs; `small.yaml` where there is none) under two protocols, an intra-corpus split and a
 leave-one-method-out split, two trainings at a time (one CPU thread each), evaluates each on its test part,
 calibrates it on its validation part, prints one comparison table, scores a few held-out videos with
@@ -15,11 +15,9 @@ detect/<detector>.jsonl and detect/timelines/.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import multiprocessing
 import os
-import pkgutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -27,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from avforensics.experiment.config import shipped_configs
+
 log = logging.getLogger(__name__)
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SEED = 3
 HEADS = (("overall", ""), ("video", "video "), ("audio", "audio "))
 
@@ -131,11 +130,9 @@ def train_all(detectors: list[str], corpus: Path, prepared: Path, out: Path, bud
 
 def demo_detectors(only: list[str] | None) -> tuple[list[str], dict[str, str]]:
     """Registered detectors that have a small configuration, and the reason for each one left out."""
-    import avforensics.models
+    import avforensics.models  # noqa: F401  (its __init__ imports, so registers, every detector)
     from avforensics.models.registry import registered_models
 
-    for module in pkgutil.iter_modules(avforensics.models.__path__, "avforensics.models."):
-        importlib.import_module(module.name)
     names = sorted(registered_models())
     skipped = {}
     if only:
@@ -145,14 +142,14 @@ def demo_detectors(only: list[str] | None) -> tuple[list[str], dict[str, str]]:
         names = [name for name in names if name in only]
     for name in names:
         if not demo_config_path(name).is_file():
-            skipped[name] = f"no demo or small configuration in {CONFIGS / name}"
+            skipped[name] = f"no demo or small configuration in {shipped_configs() / name}"
     return [name for name in names if name not in skipped], skipped
 
 
 def demo_config_path(name: str) -> Path:
-    """`configs/<name>/demo.yaml` (the small configuration with the demo's budget), else `small.yaml`."""
-    demo = CONFIGS / name / "demo.yaml"
-    return demo if demo.is_file() else CONFIGS / name / "small.yaml"
+    """Shipped `configs/<name>/demo.yaml` (the small config with the demo's budget), else `small.yaml`."""
+    demo = shipped_configs() / name / "demo.yaml"
+    return demo if demo.is_file() else shipped_configs() / name / "small.yaml"
 
 
 def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
@@ -181,7 +178,7 @@ def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: 
                 ) -> Any:
     """The detector's demo configuration on the demo corpus, split by `protocol`, validated once at the end,
     with `threads` CPU threads for torch."""
-    from avforensics.train.config import load_config
+    from avforensics.experiment.config import load_config
 
     configured = load_config(demo_config_path(name))
     data_protocol, params = PROTOCOLS[protocol]
@@ -204,9 +201,9 @@ def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: 
 def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, out: Path, budget: Budget,
                        threads: int) -> dict[str, Any]:
     """Train (unless finished before), evaluate on the test part, calibrate; the comparison row."""
-    from avforensics.eval.evaluate import evaluate
     from avforensics.eval.tables import row_from_report
     from avforensics.inference.calibrate import calibrate_checkpoint
+    from avforensics.protocols.evaluate import evaluate
     from avforensics.train.run import LAST_CHECKPOINT, train
 
     run_dir = out / "runs" / name / protocol

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from avforensics.experiment.config import ExperimentConfig, config_from_dict, config_to_dict
 from avforensics.models.base import DetectorModel
 from avforensics.models.registry import build_model, resolve_model_kwargs
-from avforensics.train.config import ExperimentConfig, config_from_dict, config_to_dict
 
 FORMAT = "avforensics-checkpoint-1"
 PAYLOAD_KEY = "avforensics"

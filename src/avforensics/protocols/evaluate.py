@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-import avforensics.train.datasets  # noqa: F401  (registers one dataset per data adapter)
 from avforensics.eval.aggregate import FRAME_COLUMNS
 from avforensics.eval.metrics import DetectionReport, compute_detection_metrics, write_report_files
 from avforensics.eval.plots import plot_detection
@@ -30,11 +29,11 @@ from avforensics.eval.thresholds import (
     thresholds_from_validation,
     with_threshold_sources,
 )
+from avforensics.experiment.checkpoint import load_model_from_checkpoint
+from avforensics.experiment.config import ExperimentConfig, apply_override, config_from_dict, config_to_dict
+from avforensics.experiment.data import ClipDataset, build_dataset, collate_windows
+from avforensics.experiment.predictions import PREDICTION_COLUMNS, prediction_rows
 from avforensics.models.base import DetectorModel
-from avforensics.train.checkpoint import load_model_from_checkpoint
-from avforensics.train.config import ExperimentConfig, apply_override, config_from_dict, config_to_dict
-from avforensics.train.data import ClipDataset, build_dataset, collate_windows
-from avforensics.train.module import PREDICTION_COLUMNS, prediction_rows
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ def resolve_checkpoint(source: str | Path) -> Path:
 @torch.no_grad()
 def predict(model: DetectorModel, dataset: ClipDataset, batch_size: int, device: str | torch.device = "cpu",
             workers: int = 0) -> PredictionTable:
-    """Score every window of `dataset` in order; the table of `train.module.PREDICTION_COLUMNS`, plus
+    """Score every window of `dataset` in order: the table of `PREDICTION_COLUMNS`, plus
     `p_frame_fake` / `frame_labels` when the model predicts per-frame scores and the data label frames."""
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,  # type: ignore[arg-type]

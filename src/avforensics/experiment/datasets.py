@@ -28,8 +28,8 @@ from avforensics.data.protocols import make_split
 from avforensics.data.records import VideoRecord
 from avforensics.data.splits import PARTS, Split, load_split
 from avforensics.data.windows import DecodedVideos, PreparedVideos, VideoSource, WindowDataset
-from avforensics.train.config import ConfigError, DataConfig
-from avforensics.train.data import register_dataset
+from avforensics.experiment.config import ConfigError, DataConfig
+from avforensics.experiment.data import register_dataset
 
 OPTION_KEYS = (
     "prepared", "protocol_params", "seed", "image_size", "stride", "trim_silence", "cache_mb",

@@ -1,0 +1,1 @@
+"""protocols room: runners that train and evaluate (evaluate, paper tables, the demo)."""
