@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avforensics.data.prepare import PreparedStore, PrepareOptions, load_frames_and_audio
-from avforensics.data.records import FAKE, REAL, VideoRecord
+from avforensics.data.records import FAKE, REAL, UNKNOWN, VideoRecord
 from avforensics.data.silence import trim_clip
 from avforensics.features.image import clip_preprocess, resize_for_clip
 from avforensics.media.clips import ClipWindow, Policy, plan_windows, samples_per_frame
@@ -285,15 +285,8 @@ class WindowDataset(Dataset):
         return [
             (position, number, window)
             for position, count in enumerate(self.frame_counts)
-            for number, window in enumerate(self._plan(count, policy, rng=None))
+            for number, window in enumerate(plan_video_windows(count, self.clip_frames, policy, self.stride))
         ]
-
-    def _plan(self, count: int, policy: Policy, rng: np.random.Generator | None) -> list[ClipWindow]:
-        """Windows in frame numbers (only `start_frame` and `n_frames` are used: audio follows the video's
-        own samples per frame); a video shorter than a window gets one window from frame 0, to be padded."""
-        if count < self.clip_frames:
-            return [ClipWindow(0, self.clip_frames)]
-        return plan_windows(count, self.clip_frames, policy, stride=self.stride, rng=rng)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random windows `__getitem__` returns."""
@@ -312,10 +305,13 @@ class WindowDataset(Dataset):
         if self.policy == "random":
             rng = np.random.default_rng([self.seed, self.epoch, index])
             position, number = index, 0
-            window = self._plan(self.frame_counts[position], "random", rng)[0]
+            window = plan_video_windows(self.frame_counts[position], self.clip_frames, "random", rng=rng)[0]
         else:
             position, number, window = self.windows[index]
-        return self._window_item(self._arrays(self.videos[position]), window, number)
+        arrays = self._arrays(self.videos[position])
+        return cut_window(arrays.frames, arrays.audio, window, fps=arrays.fps, sample_rate=arrays.sample_rate,
+                          image_size=self.image_size, number=number, record=arrays.record,
+                          start_time=arrays.start_time)
 
     def _arrays(self, index: int) -> VideoArrays:
         arrays = self.cache.get(index)
@@ -329,34 +325,84 @@ class WindowDataset(Dataset):
             self.cache.put(index, arrays)
         return arrays
 
-    def _window_item(self, arrays: VideoArrays, window: ClipWindow, number: int) -> dict[str, Any]:
-        record, start = arrays.record, window.start_frame
-        available = max(0, min(window.n_frames, len(arrays.frames) - start))
-        padding = window.n_frames - available
-        frames = arrays.frames[start : start + available]
-        if padding:
-            frames = np.concatenate([frames, np.repeat(frames[-1:], padding, axis=0)])
-        labels = np.full(window.n_frames, UNKNOWN_FRAME, np.int64)
-        labels[:available] = frame_labels(record, available, arrays.fps, arrays.start_time, start)
-        spf = samples_per_frame(arrays.fps, arrays.sample_rate)
-        audio = np.zeros(window.n_frames * spf, np.float32)
-        if arrays.audio is not None:
-            audio[: available * spf] = arrays.audio[start * spf : (start + available) * spf]
-        return {
-            "video_id": record.id,
-            "window": number,
-            "start_frame": start,
-            "padded_frames": padding,
-            "frames": clip_preprocess(frames, size=self.image_size),
-            "audio": torch.from_numpy(audio),
-            "audio_present": arrays.audio is not None,
-            "label": record.label,
-            "video_label": record.video_label,
-            "audio_label": record.audio_label,
-            "frame_labels": torch.from_numpy(labels),
-            "category": record.category,
-            "method": record.method,
-        }
+
+def plan_video_windows(
+    count: int,
+    clip_frames: int,
+    policy: Policy,
+    stride: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> list[ClipWindow]:
+    """Windows of a `count`-frame video in frame numbers (only `start_frame` and `n_frames` are used: audio
+    follows the video's own samples per frame); a video shorter than a window gets one window from frame 0,
+    to be padded by `cut_window`."""
+    if count < clip_frames:
+        return [ClipWindow(0, clip_frames)]
+    return plan_windows(count, clip_frames, policy, stride=stride, rng=rng)
+
+
+def cut_window(
+    frames: np.ndarray,
+    audio: np.ndarray | None,
+    window: ClipWindow,
+    *,
+    fps: float,
+    sample_rate: int,
+    image_size: int,
+    number: int = 0,
+    record: VideoRecord | None = None,
+    video_id: str | None = None,
+    start_time: float = 0.0,
+) -> dict[str, Any]:
+    """One model window of a decoded video: the one function training and inference both cut windows with.
+
+    `frames` (T, S, S, 3) uint8 face crops (already at `image_size` for speed, else resized here), `audio`
+    the video's samples on the same timeline (None: no audio track). Frames past the end repeat the last
+    frame, with silent audio and frame label -1 (`padded_frames` counts them). Labels come from `record`;
+    without one (inference) every label is unknown and the window is named `video_id`.
+    """
+    start = window.start_frame
+    available = max(0, min(window.n_frames, len(frames) - start))
+    padding = window.n_frames - available
+    clip = frames[start : start + available]
+    if padding:
+        clip = np.concatenate([clip, np.repeat(clip[-1:], padding, axis=0)])
+    labels = np.full(window.n_frames, UNKNOWN_FRAME, np.int64)
+    if record is not None:
+        labels[:available] = frame_labels(record, available, fps, start_time, start)
+    spf = samples_per_frame(fps, sample_rate)
+    samples = np.zeros(window.n_frames * spf, np.float32)
+    if audio is not None:
+        samples[: available * spf] = audio[start * spf : (start + available) * spf]
+    return {
+        "video_id": record.id if record is not None else video_id,
+        "window": number,
+        "start_frame": start,
+        "padded_frames": padding,
+        "frames": clip_preprocess(clip, size=image_size),
+        "audio": torch.from_numpy(samples),
+        "audio_present": audio is not None,
+        "label": record.label if record is not None else UNKNOWN,
+        "video_label": record.video_label if record is not None else UNKNOWN,
+        "audio_label": record.audio_label if record is not None else UNKNOWN,
+        "frame_labels": torch.from_numpy(labels),
+        "category": record.category if record is not None else "",
+        "method": record.method if record is not None else "",
+    }
+
+
+def cut_windows(
+    frames: np.ndarray, audio: np.ndarray | None, clip_frames: int, *, fps: float, sample_rate: int,
+    image_size: int, video_id: str,
+) -> list[dict[str, Any]]:
+    """Every consecutive window of an unlabelled decoded video (the papers' test-time protocol; a video
+    shorter than one window gives one padded window), as the training loader's "all" policy cuts them."""
+    resized = resize_for_clip(frames, image_size)
+    return [
+        cut_window(resized, audio, window, fps=fps, sample_rate=sample_rate, image_size=image_size,
+                   number=number, video_id=video_id)
+        for number, window in enumerate(plan_video_windows(len(frames), clip_frames, "consecutive"))
+    ]
 
 
 def _aligned(arrays: VideoArrays) -> VideoArrays:

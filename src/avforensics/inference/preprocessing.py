@@ -4,7 +4,7 @@ Bounded memory: the file is read with `iter_windows` in chunks of `chunk_seconds
 windows), each chunk is face-tracked and cropped on its own, cut into windows and scored before the next is
 decoded, so a 10-minute video never sits in memory. A video no longer than one chunk is processed exactly
 as `avforensics prepare` processes it (one decode, one face track), so its windows equal the training
-loader's bit for bit: the windows themselves are cut by the training loader's `WindowDataset`.
+loader's bit for bit: both cut windows with `data.windows.cut_window`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from avforensics.data.prepare import PrepareOptions
-from avforensics.data.records import UNKNOWN, VideoRecord
-from avforensics.data.windows import VideoArrays, WindowDataset
+from avforensics.data.windows import cut_windows
 from avforensics.experiment.config import ExperimentConfig
 from avforensics.media.clips import samples_per_frame
 from avforensics.media.decode import iter_windows
@@ -131,28 +130,10 @@ class VideoChunks:
         return _CHUNK_PADDING_NOTE in message
 
 
-class _InMemoryVideo:
-    """A one-video `VideoSource` over arrays already in memory (a decoded chunk)."""
-
-    def __init__(self, arrays: VideoArrays) -> None:
-        self.arrays = arrays
-        self.records = [arrays.record]
-
-    def frame_count(self, index: int) -> int | None:
-        return len(self.arrays.frames)
-
-    def load(self, index: int) -> VideoArrays:
-        return self.arrays
-
-
 def window_items(
     crops: np.ndarray, audio: np.ndarray | None, preprocessing: Preprocessing, name: str
 ) -> list[dict[str, Any]]:
-    """Every consecutive window of face crops (T, S, S, 3) uint8 + audio, as the training loader makes it."""
-    record = VideoRecord(id=name, path=name, label=UNKNOWN)
+    """Every consecutive window of face crops (T, S, S, 3) uint8 + audio, cut as the training loader cuts."""
     options = preprocessing.options
-    arrays = VideoArrays(record, crops, audio, options.fps, options.sample_rate)
-    dataset = WindowDataset(
-        _InMemoryVideo(arrays), "all", preprocessing.clip_frames, preprocessing.image_size, cache_bytes=0
-    )
-    return [dataset[index] for index in range(len(dataset))]
+    return cut_windows(crops, audio, preprocessing.clip_frames, fps=options.fps,
+                       sample_rate=options.sample_rate, image_size=preprocessing.image_size, video_id=name)
