@@ -1,21 +1,56 @@
-"""`avforensics demo --quick`: the whole toolkit end to end, as the CI smoke test."""
+"""`avforensics demo --quick` from a wheel installed in a fresh virtual environment: the package works
+outside a checkout (configs and MTCNN weights ship inside it), end to end, as the CI smoke test."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
 
-from avforensics.cli import main
+import pytest
+
 from avforensics.protocols.demo import EPOCH_SHARE, PROTOCOLS, QUICK, demo_detectors
 
+ROOT = Path(__file__).resolve().parents[1]
+TORCH = os.environ.get("TORCH_SPEC", "torch==2.13.0")
 
-def test_quick_demo_trains_compares_and_detects(tmp_path, capsys) -> None:
+
+def run(command: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run with no PYTHONPATH: neither pip nor the command may see this checkout's sources."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding PyTorch and the wheel built from this tree (not editable, not the source)."""
+    work = tmp_path_factory.mktemp("wheel")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    run([*pip, "wheel", "--no-deps", "--quiet", "-w", str(work / "dist"), str(ROOT)])
+    wheels = list((work / "dist").glob("avforensics-*.whl"))
+    assert len(wheels) == 1, wheels
+    venv.create(work / "venv", with_pip=True)
+    python = work / "venv" / "bin" / "python"
+    run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", TORCH])
+    run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheels[0])])
+    return work / "venv"
+
+
+@pytest.mark.slow
+def test_quick_demo_from_the_installed_wheel(wheel_venv: Path, tmp_path: Path) -> None:
     detectors, _ = demo_detectors(None)
     assert detectors, "the demo needs at least one registered detector with a small configuration"
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quick"]) == 0
-    printed = capsys.readouterr().out
-    assert "| detector | protocol |" in printed and "everything is in" in printed
+    # Run outside the checkout, so nothing can be found relative to it.
+    result = run([str(wheel_venv / "bin" / "avforensics"), "demo", "--out", str(out), "--quick"],
+                 cwd=tmp_path)
+    assert "| detector | protocol |" in result.stdout and "everything is in" in result.stdout
     with (out / "comparison.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((row["detector"], row["protocol"]) for row in rows) == sorted(
@@ -26,14 +61,28 @@ def test_quick_demo_trains_compares_and_detects(tmp_path, capsys) -> None:
         assert 0.0 <= float(row["AUC"]) <= 1.0 and 0.0 <= float(row["ACC"]) <= 1.0
         assert int(row["videos"]) >= 2
         assert int(row["epochs"]) == QUICK.epochs  # the quick budget: one epoch under either protocol
-        run = out / "runs" / row["detector"] / row["protocol"]
-        assert (run / "calibrated.ckpt").is_file()
-        assert list((run / "evaluation" / "plots").glob("roc_video_overall.png"))
+        run_dir = out / "runs" / row["detector"] / row["protocol"]
+        assert (run_dir / "calibrated.ckpt").is_file()
+        assert list((run_dir / "evaluation" / "plots").glob("roc_video_overall.png"))
     for name in detectors:
         records = [json.loads(line) for line in (out / "detect" / f"{name}.jsonl").read_text().splitlines()]
         assert len(records) == QUICK.detect_videos
         assert all(record["status"] == "ok" and record["calibrated"] for record in records)
         assert len(list((out / "detect" / "timelines").glob(f"{name}-*.png"))) == QUICK.detect_videos
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_configs_by_name_and_face_detector_weights(wheel_venv: Path, tmp_path: Path) -> None:
+    code = (
+        "import avforensics, pathlib\n"
+        "from avforensics.experiment.config import load_config\n"
+        "from avforensics.media.mtcnn import MTCNN\n"
+        "config = load_config('cad/paper')\n"
+        "MTCNN()\n"
+        "print(config.model.name, pathlib.Path(avforensics.__file__).parent.parent.name)\n"
+    )
+    printed = run([str(wheel_venv / "bin" / "python"), "-c", code], cwd=tmp_path).stdout.split()
+    assert printed == ["cad", "site-packages"]
 
 
 def test_every_protocol_has_an_epoch_share() -> None:
