@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -38,7 +39,7 @@ TINY_WHISPER = {
 
 def tiny_config(**overrides: Any) -> dict[str, Any]:
     """The paper config's switches on micro random backbones and 4-frame windows."""
-    config = dict(AVPromptDetector.configs["paper"])
+    config = dataclasses.asdict(AVPromptDetector.configs["paper"])
     config.update(
         clip=TINY_CLIP,
         clip_weights=None,

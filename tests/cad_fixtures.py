@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from avforensics.models.cad import CADDetector
+from avforensics.models.cad.configs import CADDimensions
 
 FRAMES = 4
 SIZE = 64
@@ -29,7 +30,7 @@ TINY_MODEL: dict[str, Any] = {
 
 
 def tiny_cad(**overrides: Any) -> CADDetector:
-    return CADDetector(**{**TINY_MODEL, **overrides})
+    return CADDetector(CADDimensions(**{**TINY_MODEL, **overrides}))
 
 
 def tiny_batch(batch_size: int = 3, seed: int = 0, audio_present: list[bool] | None = None) -> dict[str, Any]:

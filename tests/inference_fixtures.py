@@ -7,6 +7,7 @@ that model registered (the kill-and-rerun test starts `detect` this way, as a pr
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ from avforensics.models.registry import register_model, registered_models
 SAMPLE_RATE, FPS = 16000, 25
 
 
+@dataclass(frozen=True)
+class TinyDimensions:
+    hidden: int = 16
+
+
 class TinyAVDetector(DetectorModel):
     """Per-frame colour statistics and per-frame audio energy -> video, audio and fused heads.
 
@@ -31,10 +37,13 @@ class TinyAVDetector(DetectorModel):
     """
 
     name = "tiny_av"
-    configs = {"small": {"hidden": 16}}
+    Dimensions = TinyDimensions
+    configs = {"small": TinyDimensions()}
 
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, dims: TinyDimensions) -> None:
         super().__init__()
+        self.dims = dims
+        hidden = dims.hidden
         self.video = nn.Sequential(nn.Linear(24, hidden), nn.ReLU())
         self.audio = nn.Sequential(nn.Linear(4, hidden), nn.ReLU())
         self.video_head = nn.Linear(hidden, 1)

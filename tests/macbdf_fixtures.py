@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 
 from avforensics.models.macbdf import MACBDF
+from avforensics.models.macbdf.model import MACBDFDimensions
 
 TINY: dict[str, Any] = {
-    **MACBDF.configs["small"],
+    **dataclasses.asdict(MACBDF.configs["small"]),
     "frames": 4,
     "image_size": 32,
     "video_patch": 8,
@@ -38,7 +40,7 @@ TINY: dict[str, Any] = {
 
 def tiny_model(**overrides: Any) -> MACBDF:
     torch.manual_seed(0)
-    return MACBDF(**{**TINY, **overrides})
+    return MACBDF(MACBDFDimensions(**{**TINY, **overrides}))
 
 
 def tiny_batch(

@@ -170,8 +170,8 @@ def test_readout_is_the_first_prompt_or_the_class_token() -> None:
             assert torch.equal(model.visual(frames), expected)
             if readout == "cls":
                 assert torch.equal(model.visual(frames), output.pooled)
-    assert AVPromptDetector.configs["paper"]["visual_readout"] == "prompt"
-    assert AVPromptDetector.configs["small"]["visual_readout"] == "cls"
+    assert AVPromptDetector.configs["paper"].visual_readout == "prompt"
+    assert AVPromptDetector.configs["small"].visual_readout == "cls"
     with pytest.raises(ValueError, match="visual readout must be one of"):
         tiny_model(visual_readout="mean")
 

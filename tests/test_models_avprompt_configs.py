@@ -53,7 +53,7 @@ def test_paper_schedule_is_the_papers() -> None:
     assert (config.optim.optimizer, config.optim.lr, config.optim.epochs) == ("adam", 1e-4, 15)
     assert (config.optim.schedule, config.optim.milestones, config.optim.gamma) == ("multistep", [12], 0.1)
     assert (config.data.clip_frames, config.data.protocol) == (16, "ethnicity")
-    assert AVPromptDetector.configs["paper"]["train_clip"] is False
+    assert AVPromptDetector.configs["paper"].train_clip is False
 
 
 def test_small_config_trains_its_random_tower_threefold_faster() -> None:

@@ -108,3 +108,25 @@ def test_noisy_or_logit_is_the_probability_that_any_evidence_says_fake() -> None
     value = float(out.detach())
     assert math.isfinite(value) and value == pytest.approx(math.log(1e-7), abs=1e-3)
     assert torch.isfinite(z.grad).all()
+
+
+def test_each_detector_has_typed_dimensions_that_name_a_wrong_setting() -> None:
+    import dataclasses
+
+    import avforensics.models  # noqa: F401  (registers every detector)
+    from avforensics.models.registry import registered_models, resolve_dimensions
+
+    for name, cls in registered_models().items():
+        if name not in ("avprompt", "cad", "macbdf"):
+            continue
+        assert dataclasses.is_dataclass(cls.Dimensions) and cls.Dimensions.__dataclass_params__.frozen
+        for config in ("paper", "small"):
+            assert isinstance(cls.configs[config], cls.Dimensions)
+        with pytest.raises(KeyError, match=r"no setting\(s\) \['frmaes'\]"):
+            resolve_dimensions(name, "small", frmaes=4)
+        stored = dataclasses.asdict(cls.configs["small"])
+        assert resolve_dimensions(name, stored) == cls.configs["small"]
+        required = next(field.name for field in dataclasses.fields(cls.Dimensions)
+                        if field.default is dataclasses.MISSING)
+        with pytest.raises(KeyError, match=rf"\['{required}'\] are required"):
+            resolve_dimensions(name, {key: value for key, value in stored.items() if key != required})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,8 @@ def test_changed_frozen_backbone_or_weights_are_refused(tmp_path: Path) -> None:
 
     other_backbone = dict(checkpoint)
     other_backbone["avforensics"] = {**checkpoint["avforensics"]}
-    kwargs = checkpoint["avforensics"]["model_kwargs"]
-    other_backbone["avforensics"]["model_kwargs"] = {**kwargs, "backbone_seed": 1}
+    dimensions = checkpoint["avforensics"]["model_dimensions"]
+    other_backbone["avforensics"]["model_dimensions"] = {**dimensions, "backbone_seed": 1}
     torch.save(other_backbone, tmp_path / "backbone.ckpt")
     with pytest.raises(CheckpointError, match="frozen backbone weights differ.*toy_backbone"):
         load_model_from_checkpoint(tmp_path / "backbone.ckpt")
@@ -67,13 +68,14 @@ def test_changed_frozen_backbone_or_weights_are_refused(tmp_path: Path) -> None:
 def test_checkpoint_outlives_a_change_of_its_named_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The resolved constructor arguments are stored: editing "small" later must not break old checkpoints."""
+    """The model's dimensions are stored: editing "small" later must not break old checkpoints."""
     result = train(load_config(ENGINE_CONFIG, ["optim.max_steps=2"]), tmp_path / "run")
     trained, _ = load_model_from_checkpoint(result.last_checkpoint)
-    stored = torch.load(result.last_checkpoint, weights_only=True)["avforensics"]["model_kwargs"]
-    assert stored == ToyAVDetector.configs["small"]
+    stored = torch.load(result.last_checkpoint, weights_only=True)["avforensics"]["model_dimensions"]
+    assert stored == dataclasses.asdict(ToyAVDetector.configs["small"])
 
-    monkeypatch.setitem(ToyAVDetector.configs, "small", {**ToyAVDetector.configs["small"], "hidden": 32})
+    edited = dataclasses.replace(ToyAVDetector.configs["small"], hidden=32)
+    monkeypatch.setitem(ToyAVDetector.configs, "small", edited)
     model, _ = load_model_from_checkpoint(result.last_checkpoint)
     assert model.backbone.out_features == 16
     expected = trained.state_dict()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,15 @@ from avforensics.models.registry import register_model, registered_models
 ENGINE_CONFIG = Path(__file__).resolve().parent / "engine_test.yaml"
 
 
+@dataclass(frozen=True)
+class ToyDimensions:
+    size: int = 8
+    samples: int = 64
+    hidden: int = 16
+    dropout: float = 0.2
+    backbone_seed: int = 0
+
+
 class ToyAVDetector(DetectorModel):
     """Frozen random "backbone" + trainable video/audio heads and a fusion head (with dropout).
 
@@ -30,10 +40,15 @@ class ToyAVDetector(DetectorModel):
     """
 
     name = "toy_av"
-    configs = {"small": {"size": 8, "samples": 64, "hidden": 16, "dropout": 0.2, "backbone_seed": 0}}
+    Dimensions = ToyDimensions
+    configs = {"small": ToyDimensions()}
 
-    def __init__(self, size: int, samples: int, hidden: int, dropout: float, backbone_seed: int) -> None:
+    def __init__(self, dims: ToyDimensions) -> None:
         super().__init__()
+        self.dims = dims
+        size, samples, hidden, dropout, backbone_seed = (
+            dims.size, dims.samples, dims.hidden, dims.dropout, dims.backbone_seed
+        )
         generator = torch.Generator().manual_seed(backbone_seed)
         self.backbone = nn.Linear(3 * size * size, hidden)
         with torch.no_grad():

@@ -8,6 +8,7 @@ relies on: every frozen parameter of a DetectorModel is reproducible from its co
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from torch import Tensor
 
 from avforensics.experiment.config import ExperimentConfig, config_from_dict, config_to_dict
 from avforensics.models.base import DetectorModel
-from avforensics.models.registry import build_model, resolve_model_kwargs
+from avforensics.models.registry import build_model
 
 FORMAT = "avforensics-checkpoint-1"
 PAYLOAD_KEY = "avforensics"
@@ -40,9 +41,7 @@ def describe(model: DetectorModel, config: ExperimentConfig) -> dict[str, Any]:
         "format": FORMAT,
         "config": config_to_dict(config),
         "model_name": model.name,
-        "model_kwargs": resolve_model_kwargs(
-            config.model.name, config.model.config, **config.model.overrides
-        ),
+        "model_dimensions": dataclasses.asdict(model.dims),
         "frozen_backbones": dict(model.frozen_backbone_ids()),
         "parameters": {"trainable": trainable, "total": total},
     }
@@ -60,11 +59,13 @@ def load_model_from_checkpoint(
     if not payload or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an avforensics training checkpoint (no {FORMAT!r} payload)")
     config = config_from_dict(payload["config"], source=f"{path} (stored config)")
-    # Checkpoints before "model_kwargs" was stored rebuild from the named config as it is now.
-    kwargs = payload.get("model_kwargs")
-    if kwargs is None:
-        kwargs = resolve_model_kwargs(config.model.name, config.model.config, **config.model.overrides)
-    model = build_model(config.model.name, kwargs)
+    # The model's settings as trained; checkpoints written before they were stored ("model_kwargs" was
+    # their earlier name) rebuild from the named config as it is now.
+    dimensions = payload.get("model_dimensions", payload.get("model_kwargs"))
+    if dimensions is None:
+        model = build_model(config.model.name, config.model.config, **config.model.overrides)
+    else:
+        model = build_model(config.model.name, dimensions)
     check_frozen_backbones(model, payload["frozen_backbones"], path)
     state = model_state(checkpoint)
     check_state_keys(model, state, path)

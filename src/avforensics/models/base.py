@@ -61,15 +61,19 @@ class GradientGroup:
 
 
 class DetectorModel(nn.Module, abc.ABC):
-    """Base class of every detector. Subclasses set `name` and `configs` and implement forward/losses.
+    """Base class of every detector. Subclasses set `name`, `Dimensions` and `configs` and implement
+    forward/losses.
 
-    `configs` maps a configuration name ("paper", "small", ...) to the keyword arguments of `__init__`;
-    `__init__` must accept exactly what the config gives, so a checkpoint can rebuild the model from its
-    saved config alone.
+    `Dimensions` is a frozen dataclass of every setting of the detector (typed, like whisper's
+    `ModelDimensions`); `__init__(dims)` takes one instance and keeps it as `self.dims`, and a checkpoint
+    stores it, so the model is rebuilt from the checkpoint alone. `configs` maps a configuration name
+    ("paper", "small", ...) to a `Dimensions` instance.
     """
 
     name: ClassVar[str]
-    configs: ClassVar[dict[str, dict[str, Any]]] = {}
+    Dimensions: ClassVar[type]
+    configs: ClassVar[dict[str, Any]] = {}
+    dims: Any
 
     @abc.abstractmethod
     def forward(self, batch: Batch) -> Outputs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from avforensics.models.base import DetectorModel
@@ -26,26 +27,34 @@ def model_class(name: str) -> type[DetectorModel]:
         raise KeyError(f"unknown model {name!r}; registered models: {known}") from None
 
 
-def resolve_model_kwargs(
-    name: str, config: str | dict[str, Any] = "small", **overrides: Any
-) -> dict[str, Any]:
-    """The constructor arguments a named configuration (e.g. "paper", "small") plus overrides stands for.
-
-    Checkpoints store these rather than the name, so that they still load after a named config changes."""
+def resolve_dimensions(name: str, config: str | dict[str, Any] = "small", **overrides: Any) -> Any:
+    """The `Dimensions` a named configuration (e.g. "paper", "small") or a stored dict, plus overrides, stands
+    for; a setting the detector does not have, or one missing, is an error naming it."""
     cls = model_class(name)
     if isinstance(config, str):
         if config not in cls.configs:
             raise KeyError(f"model {name!r} has no configuration {config!r}; it has: {sorted(cls.configs)}")
-        kwargs = dict(cls.configs[config])
+        settings = dataclasses.asdict(cls.configs[config])
     else:
-        kwargs = dict(config)
-    kwargs.update(overrides)
-    return kwargs
+        settings = dict(config)
+    settings.update(overrides)
+    fields = {field.name: field for field in dataclasses.fields(cls.Dimensions)}
+    unknown = sorted(set(settings) - set(fields))
+    if unknown:
+        raise KeyError(f"model {name!r} has no setting(s) {unknown}; its settings are: {sorted(fields)}")
+    missing = sorted(
+        field.name for field in fields.values()
+        if field.name not in settings
+        and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+    )
+    if missing:
+        raise KeyError(f"model {name!r}: settings {missing} are required")
+    return cls.Dimensions(**settings)
 
 
 def build_model(name: str, config: str | dict[str, Any] = "small", **overrides: Any) -> DetectorModel:
-    """Build a detector from a named configuration or explicit keyword arguments (`resolve_model_kwargs`)."""
-    return model_class(name)(**resolve_model_kwargs(name, config, **overrides))
+    """Build a detector from a named configuration or stored settings (`resolve_dimensions`)."""
+    return model_class(name)(resolve_dimensions(name, config, **overrides))
 
 
 def registered_models() -> dict[str, type[DetectorModel]]:

@@ -8,6 +8,7 @@ docs/models/avprompt.md maps every equation to the code and lists the readings c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -35,47 +36,74 @@ FPS = 25  # the paper resamples every video to 25 fps and its audio to 16 kHz
 TOKENS_PER_FRAME = samples_per_frame(FPS, SAMPLE_RATE) // (2 * HOP_LENGTH)
 BRANCHES = ("visual", "audio")
 
-_PAPER: dict[str, Any] = {
-    "clip": "clip-vit-base-patch32",
-    "clip_weights": "openai/clip-vit-base-patch32",
-    "whisper": "whisper-base",
-    "whisper_weights": "whisper-base",
-    "train_clip": False,
-    "tower_lr_scale": 1.0,
-    "backbone_seed": 0,
-    "num_frames": 16,
-    "visual_prompts": 1,
-    "visual_prompt_mode": "keep",
-    "visual_readout": "prompt",
-    "audio_prompt_dim": 512,
-    "audio_global_token": True,
-    "fused_dim": 256,
-    "head_hidden": 384,
-    "branches": ["visual", "audio"],
-    "cmfm_level": "frame",
-    "cmfm_alpha": 2.0,
-    "cmfm_beta": 2.0,
-    "cmfm_gamma": 1.0,
-    "fused_readout": "classifier",
-}
+@dataclass(frozen=True)
+class AVPromptDimensions:
+    """Every setting of an avprompt detector: a named configuration, and what a checkpoint stores."""
+
+    clip: str | Mapping[str, Any]
+    clip_weights: str | None
+    whisper: str | Mapping[str, Any]
+    whisper_weights: str | None
+    train_clip: bool
+    tower_lr_scale: float
+    backbone_seed: int
+    num_frames: int
+    visual_prompts: int
+    visual_prompt_mode: str
+    visual_readout: str
+    audio_prompt_dim: int
+    audio_global_token: bool
+    fused_dim: int
+    head_hidden: int
+    branches: Sequence[str]
+    cmfm_level: str
+    cmfm_alpha: float
+    cmfm_beta: float
+    cmfm_gamma: float
+    fused_readout: str = "classifier"
+
+
+_PAPER = AVPromptDimensions(
+    clip="clip-vit-base-patch32",
+    clip_weights="openai/clip-vit-base-patch32",
+    whisper="whisper-base",
+    whisper_weights="whisper-base",
+    train_clip=False,
+    tower_lr_scale=1.0,
+    backbone_seed=0,
+    num_frames=16,
+    visual_prompts=1,
+    visual_prompt_mode="keep",
+    visual_readout="prompt",
+    audio_prompt_dim=512,
+    audio_global_token=True,
+    fused_dim=256,
+    head_hidden=384,
+    branches=["visual", "audio"],
+    cmfm_level="frame",
+    cmfm_alpha=2.0,
+    cmfm_beta=2.0,
+    cmfm_gamma=1.0,
+    fused_readout="classifier",
+)
 # CPU configuration: a random CLIP-shaped micro tower with a convolutional stem on 112 px faces (no CLIP
 # weights exist offline), the real Whisper base, 4-frame windows, narrower prompts and heads. A random tower
 # carries no prior for prompts to steer, so it is trained (measured against a frozen one in
 # docs/models/avprompt.md, "The small configuration"), at 3 x the base lr: from scratch it learns slower
 # than the prompts over Whisper, and above 3e-4 its transformer does not settle (docs/backbones.md); its
 # frame feature is the class token, through which a from-scratch tower learns (a deviation, same doc).
-_SMALL: dict[str, Any] = {
-    **_PAPER,
-    "clip": "clip-micro-convstem",
-    "clip_weights": None,
-    "train_clip": True,
-    "tower_lr_scale": 3.0,
-    "visual_readout": "cls",
-    "num_frames": 4,
-    "audio_prompt_dim": 64,
-    "fused_dim": 64,
-    "head_hidden": 64,
-}
+_SMALL = replace(
+    _PAPER,
+    clip="clip-micro-convstem",
+    clip_weights=None,
+    train_clip=True,
+    tower_lr_scale=3.0,
+    visual_readout="cls",
+    num_frames=4,
+    audio_prompt_dim=64,
+    fused_dim=64,
+    head_hidden=64,
+)
 
 
 @register_model
@@ -89,66 +117,46 @@ class AVPromptDetector(DetectorModel):
     """
 
     name = "avprompt"
+    Dimensions = AVPromptDimensions
     configs = {"paper": _PAPER, "small": _SMALL}
 
-    def __init__(
-        self,
-        clip: str | Mapping[str, Any],
-        clip_weights: str | None,
-        whisper: str | Mapping[str, Any],
-        whisper_weights: str | None,
-        train_clip: bool,
-        tower_lr_scale: float,
-        backbone_seed: int,
-        num_frames: int,
-        visual_prompts: int,
-        visual_prompt_mode: str,
-        visual_readout: str,
-        audio_prompt_dim: int,
-        audio_global_token: bool,
-        fused_dim: int,
-        head_hidden: int,
-        branches: Sequence[str],
-        cmfm_level: str,
-        cmfm_alpha: float,
-        cmfm_beta: float,
-        cmfm_gamma: float,
-        fused_readout: str = "classifier",
-    ):
+    def __init__(self, dims: AVPromptDimensions) -> None:
         super().__init__()
-        self.noisy_or_readout = check_fused_readout(fused_readout)
-        self.branches = tuple(branches)
+        self.dims = dims
+        self.noisy_or_readout = check_fused_readout(dims.fused_readout)
+        self.branches = tuple(dims.branches)
         unknown = set(self.branches) - set(BRANCHES)
         if not self.branches or unknown or len(set(self.branches)) != len(self.branches):
-            raise ValueError(f"branches must be a non-empty subset of {BRANCHES}, got {list(branches)}")
-        if cmfm_level not in ("frame", "segment"):
-            raise ValueError(f"cmfm_level must be 'frame' or 'segment', got {cmfm_level!r}")
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be positive, got {num_frames}")
-        if not tower_lr_scale > 0:
-            raise ValueError(f"tower_lr_scale must be positive, got {tower_lr_scale}")
-        self.num_frames = num_frames
-        self.tower_lr_scale = tower_lr_scale
-        self.audio_samples = num_frames * samples_per_frame(FPS, SAMPLE_RATE)
-        self.cmfm_level = cmfm_level
-        self.cmfm_weights = CMFMWeights(cmfm_alpha, cmfm_beta, cmfm_gamma)
+            raise ValueError(f"branches must be a non-empty subset of {BRANCHES}, got {list(dims.branches)}")
+        if dims.cmfm_level not in ("frame", "segment"):
+            raise ValueError(f"cmfm_level must be 'frame' or 'segment', got {dims.cmfm_level!r}")
+        if dims.num_frames < 1:
+            raise ValueError(f"num_frames must be positive, got {dims.num_frames}")
+        if not dims.tower_lr_scale > 0:
+            raise ValueError(f"tower_lr_scale must be positive, got {dims.tower_lr_scale}")
+        self.num_frames = dims.num_frames
+        self.tower_lr_scale = dims.tower_lr_scale
+        self.audio_samples = dims.num_frames * samples_per_frame(FPS, SAMPLE_RATE)
+        self.cmfm_level = dims.cmfm_level
+        self.cmfm_weights = CMFMWeights(dims.cmfm_alpha, dims.cmfm_beta, dims.cmfm_gamma)
         self.visual: VisualBranch | None = None
         self.audio: AudioBranch | None = None
         if "visual" in self.branches:
-            tower = build_backbone("clip", clip, clip_weights, backbone_seed)
+            tower = build_backbone("clip", dims.clip, dims.clip_weights, dims.backbone_seed)
             self.visual = VisualBranch(
-                tower, visual_prompts, visual_prompt_mode, train_backbone=train_clip, readout=visual_readout
+                tower, dims.visual_prompts, dims.visual_prompt_mode, train_backbone=dims.train_clip,
+                readout=dims.visual_readout,
             )
-            self.video_head = MLPHead(self.visual.dim, head_hidden)
+            self.video_head = MLPHead(self.visual.dim, dims.head_hidden)
         if "audio" in self.branches:
-            encoder = build_backbone("whisper", whisper, whisper_weights, backbone_seed)
-            tokens = num_frames * TOKENS_PER_FRAME  # N_t / 2
-            self.audio = AudioBranch(encoder, tokens, audio_prompt_dim, audio_global_token)
-            self.audio_head = MLPHead(self.audio.dim, head_hidden)
+            encoder = build_backbone("whisper", dims.whisper, dims.whisper_weights, dims.backbone_seed)
+            tokens = dims.num_frames * TOKENS_PER_FRAME  # N_t / 2
+            self.audio = AudioBranch(encoder, tokens, dims.audio_prompt_dim, dims.audio_global_token)
+            self.audio_head = MLPHead(self.audio.dim, dims.head_hidden)
         if self.visual is not None and self.audio is not None:
-            self.alignment = FrameAlignment(self.visual.dim, self.audio.dim, fused_dim, TOKENS_PER_FRAME)
-            self.no_audio = nn.Parameter(torch.zeros(fused_dim))
-            self.fusion_head = MLPHead(2 * fused_dim, head_hidden)
+            self.alignment = FrameAlignment(self.visual.dim, self.audio.dim, dims.fused_dim, TOKENS_PER_FRAME)
+            self.no_audio = nn.Parameter(torch.zeros(dims.fused_dim))
+            self.fusion_head = MLPHead(2 * dims.fused_dim, dims.head_hidden)
 
     @property
     def fused(self) -> bool:

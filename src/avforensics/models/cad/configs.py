@@ -13,50 +13,94 @@ small: a random one-block CLIP-shaped tower with a convolutional stem on 112 px 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-CONFIGS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "clip": "clip-vit-base-patch16",
-        "clip_weights": "openai/clip-vit-base-patch16",
-        "shared_video": "frozen",
-        "whisper": "whisper-small",
-        "whisper_weights": "openai/whisper-small",
-        "num_frames": 16,
-        "pad_audio_to_30s": True,
-        "shared_dim": 512,
-        "shared_heads": 8,
-        "embedding_dim": 512,
-        "predictor_hidden": 128,
-        "head_hidden": 256,
-        "head_dropout": 0.5,
-        "unimodal_heads": "probe",
-        "fused_readout": "classifier",
-        "lora_rank": 8,
-        "lora_alpha": 16,
-        "cache_mb": 2048.0,
-    },
-    "small": {
-        "clip": "clip-nano-convstem",
-        "clip_weights": None,
-        "train_video_backbone": True,
-        "video_backbone_lr_scale": 1.0,
-        "shared_video": "specific",
-        "whisper": "whisper-base",
-        "whisper_weights": "whisper-base",
-        "num_frames": 4,
-        "pad_audio_to_30s": False,
-        "adapter": {"layers": [0], "spatial_kernels": [3], "temporal_kernels": [3], "conv_depth": 1},
-        "shared_dim": 64,
-        "shared_heads": 4,
-        "embedding_dim": 64,
-        "predictor_hidden": 16,
-        "head_hidden": 64,
-        "head_dropout": 0.1,
-        "unimodal_heads": "joint",
-        "fused_readout": "classifier",
-        "lora_rank": 8,
-        "lora_alpha": 16,
-        "cache_mb": 512.0,
-    },
+Modalities = Literal["audio_visual", "video"]
+Distillation = Literal["simsiam", "kl", "none"]
+SharedVideo = Literal["frozen", "specific"]
+UnimodalHeads = Literal["probe", "joint"]
+
+
+@dataclass(frozen=True)
+class CADDimensions:
+    """Every setting of a CAD detector: a named configuration, and what a checkpoint stores."""
+
+    clip: str
+    clip_weights: str | None
+    whisper: str
+    whisper_weights: str | None
+    num_frames: int = 16
+    fps: float = 25.0
+    pad_audio_to_30s: bool = True
+    modalities: Modalities = "audio_visual"
+    cross_attention: bool = True
+    alignment_loss: bool = True
+    distillation: Distillation = "simsiam"
+    freeze_shared: bool = True
+    shared_video: SharedVideo = "frozen"
+    train_video_backbone: bool = False
+    video_backbone_lr_scale: float = 1.0
+    shared_dim: int = 512
+    shared_heads: int = 8
+    embedding_dim: int = 512
+    predictor_hidden: int = 128
+    head_hidden: int = 256
+    head_dropout: float = 0.5
+    unimodal_heads: UnimodalHeads = "probe"
+    fused_readout: str = "classifier"
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] | list[str] = ("q_proj", "v_proj")
+    lora_layers: list[int] | None = None
+    adapter: dict[str, Any] | None = None
+    backbone_seed: int = 0
+    cache_mb: float = 1024.0
+    cache_dir: str | None = None
+
+
+CONFIGS: dict[str, CADDimensions] = {
+    "paper": CADDimensions(
+        clip="clip-vit-base-patch16",
+        clip_weights="openai/clip-vit-base-patch16",
+        shared_video="frozen",
+        whisper="whisper-small",
+        whisper_weights="openai/whisper-small",
+        num_frames=16,
+        pad_audio_to_30s=True,
+        shared_dim=512,
+        shared_heads=8,
+        embedding_dim=512,
+        predictor_hidden=128,
+        head_hidden=256,
+        head_dropout=0.5,
+        unimodal_heads="probe",
+        fused_readout="classifier",
+        lora_rank=8,
+        lora_alpha=16,
+        cache_mb=2048.0,
+    ),
+    "small": CADDimensions(
+        clip="clip-nano-convstem",
+        clip_weights=None,
+        train_video_backbone=True,
+        video_backbone_lr_scale=1.0,
+        shared_video="specific",
+        whisper="whisper-base",
+        whisper_weights="whisper-base",
+        num_frames=4,
+        pad_audio_to_30s=False,
+        adapter={"layers": [0], "spatial_kernels": [3], "temporal_kernels": [3], "conv_depth": 1},
+        shared_dim=64,
+        shared_heads=4,
+        embedding_dim=64,
+        predictor_hidden=16,
+        head_hidden=64,
+        head_dropout=0.1,
+        unimodal_heads="joint",
+        fused_readout="classifier",
+        lora_rank=8,
+        lora_alpha=16,
+        cache_mb=512.0,
+    ),
 }

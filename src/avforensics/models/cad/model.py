@@ -16,7 +16,6 @@ logit is NaN ("cannot say"). docs/models/cad.md maps every equation to this code
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +27,7 @@ from avforensics.backbones.whisper import HookedWhisperEncoder
 from avforensics.models.base import Batch, DetectorModel, GradientGroup, Outputs
 from avforensics.models.cad.audio_input import clip_tokens, silence_where_absent, whisper_log_mel
 from avforensics.models.cad.cache import FeatureCache, Features, FrozenWeightsId, clip_keys
-from avforensics.models.cad.configs import CONFIGS
+from avforensics.models.cad.configs import CONFIGS, CADDimensions
 from avforensics.models.cad.losses import alignment_loss, kl_distillation, simsiam_distillation
 from avforensics.models.cad.shared_branch import CrossModalAlignment
 from avforensics.models.cad.specific_branch import (
@@ -47,91 +46,56 @@ from avforensics.models.common import (
 )
 from avforensics.models.registry import register_model
 
-Modalities = Literal["audio_visual", "video"]
-Distillation = Literal["simsiam", "kl", "none"]
-SharedVideo = Literal["frozen", "specific"]
-UnimodalHeads = Literal["probe", "joint"]
-
 
 @register_model
 class CADDetector(DetectorModel):
     """CAD; every ablation of Tables 4-5 is a constructor switch (configs.py, the shipped cad/ configs)."""
 
     name = "cad"
+    Dimensions = CADDimensions
     configs = CONFIGS
 
-    def __init__(
-        self,
-        clip: str,
-        clip_weights: str | None,
-        whisper: str,
-        whisper_weights: str | None,
-        num_frames: int = 16,
-        fps: float = 25.0,
-        pad_audio_to_30s: bool = True,
-        modalities: Modalities = "audio_visual",
-        cross_attention: bool = True,
-        alignment_loss: bool = True,
-        distillation: Distillation = "simsiam",
-        freeze_shared: bool = True,
-        shared_video: SharedVideo = "frozen",
-        train_video_backbone: bool = False,
-        video_backbone_lr_scale: float = 1.0,
-        shared_dim: int = 512,
-        shared_heads: int = 8,
-        embedding_dim: int = 512,
-        predictor_hidden: int = 128,
-        head_hidden: int = 256,
-        head_dropout: float = 0.5,
-        unimodal_heads: UnimodalHeads = "probe",
-        fused_readout: str = "classifier",
-        lora_rank: int = 8,
-        lora_alpha: int = 16,
-        lora_targets: tuple[str, ...] | list[str] = ("q_proj", "v_proj"),
-        lora_layers: list[int] | None = None,
-        adapter: dict[str, Any] | None = None,
-        backbone_seed: int = 0,
-        cache_mb: float = 1024.0,
-        cache_dir: str | None = None,
-    ):
+    def __init__(self, dims: CADDimensions) -> None:
         super().__init__()
-        _check_choice("modalities", modalities, ("audio_visual", "video"))
-        _check_choice("distillation", distillation, ("simsiam", "kl", "none"))
-        _check_choice("unimodal_heads", unimodal_heads, ("probe", "joint"))
-        _check_choice("shared_video", shared_video, ("frozen", "specific"))
-        self.num_frames = num_frames
-        self.pad_audio_to_30s = pad_audio_to_30s
-        self.audio_visual = modalities == "audio_visual"
-        self.use_alignment_loss = alignment_loss and self.audio_visual
-        self.distillation = distillation if self.audio_visual else "none"
-        self.freeze_shared = freeze_shared
+        self.dims = dims
+        _check_choice("modalities", dims.modalities, ("audio_visual", "video"))
+        _check_choice("distillation", dims.distillation, ("simsiam", "kl", "none"))
+        _check_choice("unimodal_heads", dims.unimodal_heads, ("probe", "joint"))
+        _check_choice("shared_video", dims.shared_video, ("frozen", "specific"))
+        self.num_frames = dims.num_frames
+        self.pad_audio_to_30s = dims.pad_audio_to_30s
+        self.audio_visual = dims.modalities == "audio_visual"
+        self.use_alignment_loss = dims.alignment_loss and self.audio_visual
+        self.distillation = dims.distillation if self.audio_visual else "none"
+        self.freeze_shared = dims.freeze_shared
         # "specific": the shared branch cross-attends the specific video encoder's per-frame features instead
         # of a frozen CLIP's (the small configuration, whose CLIP is random: docs/models/cad.md).
-        self.shared_reads_clip = self.audio_visual and shared_video == "frozen"
-        self.train_video_backbone = train_video_backbone
-        if video_backbone_lr_scale <= 0:
-            raise ValueError(f"video_backbone_lr_scale must be positive, got {video_backbone_lr_scale}")
-        self.video_backbone_lr_scale = video_backbone_lr_scale
-        self.probe_heads = unimodal_heads == "probe"
-        self.noisy_or_readout = check_fused_readout(fused_readout)
+        self.shared_reads_clip = self.audio_visual and dims.shared_video == "frozen"
+        self.train_video_backbone = dims.train_video_backbone
+        if dims.video_backbone_lr_scale <= 0:
+            raise ValueError(f"video_backbone_lr_scale must be positive, got {dims.video_backbone_lr_scale}")
+        self.video_backbone_lr_scale = dims.video_backbone_lr_scale
+        self.probe_heads = dims.unimodal_heads == "probe"
+        self.noisy_or_readout = check_fused_readout(dims.fused_readout)
 
         # `clip`: the frozen tower the shared branch reads (paper) and the specific branch adapts, when its
         # own tower does not train. `video_clip`: the specific branch's own tower, when it trains or when the
         # shared one does ("w/o frozen model"). Each exists only where something runs it.
-        tower: HookedCLIPVision = build_backbone("clip", clip, clip_weights, backbone_seed)
-        self.shared_clip_trains = self.shared_reads_clip and not freeze_shared
-        needs_frozen_clip = self.shared_reads_clip or not train_video_backbone
-        needs_own_clip = train_video_backbone or self.shared_clip_trains
+        tower: HookedCLIPVision = build_backbone("clip", dims.clip, dims.clip_weights, dims.backbone_seed)
+        self.shared_clip_trains = self.shared_reads_clip and not dims.freeze_shared
+        needs_frozen_clip = self.shared_reads_clip or not dims.train_video_backbone
+        needs_own_clip = dims.train_video_backbone or self.shared_clip_trains
         self.clip: HookedCLIPVision | None = freeze(tower) if needs_frozen_clip else None
         self.video_clip: HookedCLIPVision | None = None
         if needs_own_clip:
             self.video_clip = copy.deepcopy(tower) if needs_frozen_clip else tower
-            self.video_clip.requires_grad_(train_video_backbone)
-        self.video_encoder = VideoSpecificEncoder(tower, num_frames, adapter)
+            self.video_clip.requires_grad_(dims.train_video_backbone)
+        self.video_encoder = VideoSpecificEncoder(tower, dims.num_frames, dims.adapter)
         self.projections = SimSiamProjections(
-            tower.hidden_size, whisper_encoder_config(whisper).d_model, embedding_dim, predictor_hidden
+            tower.hidden_size, whisper_encoder_config(dims.whisper).d_model, dims.embedding_dim,
+            dims.predictor_hidden,
         )
-        self.video_head = MLPHead(embedding_dim, head_hidden)
+        self.video_head = MLPHead(dims.embedding_dim, dims.head_hidden)
 
         self.whisper: HookedWhisperEncoder | None = None
         self.audio_encoder: AudioSpecificEncoder | None = None
@@ -139,23 +103,32 @@ class CADDetector(DetectorModel):
         self.audio_head: MLPHead | None = None
         self.fused_head: nn.Sequential | None = None
         if self.audio_visual:
-            self.whisper = freeze(build_backbone("whisper", whisper, whisper_weights, backbone_seed + 1))
-            self.audio_encoder = AudioSpecificEncoder(
-                copy.deepcopy(self.whisper), lora_rank, lora_alpha, tuple(lora_targets), lora_layers
+            self.whisper = freeze(
+                build_backbone("whisper", dims.whisper, dims.whisper_weights, dims.backbone_seed + 1)
             )
-            if not freeze_shared:  # "w/o frozen model" (Table 4): the shared encoders train too
+            self.audio_encoder = AudioSpecificEncoder(
+                copy.deepcopy(self.whisper), dims.lora_rank, dims.lora_alpha, tuple(dims.lora_targets),
+                dims.lora_layers,
+            )
+            if not dims.freeze_shared:  # "w/o frozen model" (Table 4): the shared encoders train too
                 if self.clip is not None and self.shared_clip_trains:
                     self.clip.requires_grad_(True)
                 self.whisper.requires_grad_(True)
             self.alignment = CrossModalAlignment(
-                tower.hidden_size, self.whisper.hidden_size, shared_dim, shared_heads,
-                cross_attention=cross_attention, fps=fps,
+                tower.hidden_size, self.whisper.hidden_size, dims.shared_dim, dims.shared_heads,
+                cross_attention=dims.cross_attention, fps=dims.fps,
             )
-            self.audio_head = MLPHead(embedding_dim, head_hidden)
-            integrated = self.alignment.embedding_dim + 2 * embedding_dim
-            self.fused_head = nn.Sequential(nn.Dropout(head_dropout), MLPHead(integrated, head_hidden))
+            self.audio_head = MLPHead(dims.embedding_dim, dims.head_hidden)
+            integrated = self.alignment.embedding_dim + 2 * dims.embedding_dim
+            self.fused_head = nn.Sequential(
+                nn.Dropout(dims.head_dropout), MLPHead(integrated, dims.head_hidden)
+            )
 
-        self.feature_cache = FeatureCache(int(cache_mb * 2**20), cache_dir) if cache_mb or cache_dir else None
+        self.feature_cache = (
+            FeatureCache(int(dims.cache_mb * 2**20), dims.cache_dir)
+            if dims.cache_mb or dims.cache_dir
+            else None
+        )
         self._frozen_ids = {
             name: FrozenWeightsId(module) for name, module in self._frozen_backbones().items()
         }

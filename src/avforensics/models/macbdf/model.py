@@ -15,7 +15,7 @@ updates, and their audio and audio-frame logits are NaN (there is no audio to ju
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -53,74 +53,120 @@ FPS = 25
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640: a 25 fps frame of 16 kHz audio (DESIGN.md)
 MEL_FRAMES_PER_FRAME = SAMPLES_PER_FRAME // HOP_LENGTH  # 4
 
-_PAPER: dict[str, Any] = {
-    "frames": 16,
-    "image_size": 224,
-    "video_patch": 16,
-    "video_dim": 768,
-    "video_depth": 12,
-    "video_heads": 12,
-    "n_mels": 80,
-    "audio_patch": [16, 4],
-    "audio_dim": 512,
-    "audio_depth": 6,
-    "audio_heads": 8,
-    "channels": 256,
-    "embed_dim": 128,
-    "depth": 6,
-    "video_scales": [[5, 2], [9, 3], [15, 3]],
-    "audio_scales": [[5, 2], [9, 3], [15, 3]],
-    "rfmf_layers": 2,
-    "rfmf_heads": 8,
-    "head_reductions": 3,
-    "frame_head_hidden": 128,
-    "dropout": 0.1,
-    "cross_modal_contrast": True,
-    "intra_modal_contrast": True,
-    "queue_size": 4096,
-    "nearest_negatives": 32,
-    "margin": 0.2,
-    "temperature": None,
-    "tau0": 0.07,
-    "tau_min": 0.01,
-    "tau_max": 0.5,
-    "adaptive_weights": True,
-    "max_clusters": 8,
-    "new_cluster_distance": 0.5,
-    "distance_beta": 0.5,
-    "weight_eps": 0.05,
-    "weight_heads": 4,
-    "video_weights": None,
-    "audio_weights": None,
-    "video_conv_stem": False,
-    "fused_readout": "classifier",
-}
-_SMALL: dict[str, Any] = {
-    **_PAPER,
-    "frames": 4,
-    "image_size": 112,
-    "video_patch": 16,
-    "video_dim": 64,
-    "video_depth": 2,
-    "video_heads": 4,
-    "video_conv_stem": True,
-    "audio_dim": 64,
-    "audio_depth": 2,
-    "audio_heads": 4,
-    "channels": 32,
-    "embed_dim": 32,
-    "depth": 2,
-    "video_scales": [[5, 2], [7, 3]],
-    "audio_scales": [[5, 2], [7, 3]],
-    "rfmf_layers": 1,
-    "rfmf_heads": 4,
-    "head_reductions": 2,
-    "frame_head_hidden": 32,
-    "queue_size": 256,
-    "nearest_negatives": 16,
-    "weight_heads": 2,
-    "fused_readout": "noisy_or",
-}
+@dataclass(frozen=True)
+class MACBDFDimensions:
+    """Every setting of a MACB-DF detector: a named configuration, and what a checkpoint stores."""
+
+    frames: int
+    image_size: int
+    video_patch: int
+    video_dim: int
+    video_depth: int
+    video_heads: int
+    n_mels: int
+    audio_patch: Sequence[int]
+    audio_dim: int
+    audio_depth: int
+    audio_heads: int
+    channels: int
+    embed_dim: int
+    depth: int
+    video_scales: Sequence[Sequence[int]]
+    audio_scales: Sequence[Sequence[int]]
+    rfmf_layers: int
+    rfmf_heads: int
+    head_reductions: int
+    frame_head_hidden: int
+    dropout: float
+    cross_modal_contrast: bool
+    intra_modal_contrast: bool
+    queue_size: int
+    nearest_negatives: int
+    margin: float
+    temperature: float | None
+    tau0: float
+    tau_min: float
+    tau_max: float
+    adaptive_weights: bool
+    max_clusters: int
+    new_cluster_distance: float
+    distance_beta: float
+    weight_eps: float
+    weight_heads: int
+    video_weights: str | None = None
+    audio_weights: str | None = None
+    video_conv_stem: bool = False
+    fused_readout: str = "classifier"
+
+
+_PAPER = MACBDFDimensions(
+    frames=16,
+    image_size=224,
+    video_patch=16,
+    video_dim=768,
+    video_depth=12,
+    video_heads=12,
+    n_mels=80,
+    audio_patch=[16, 4],
+    audio_dim=512,
+    audio_depth=6,
+    audio_heads=8,
+    channels=256,
+    embed_dim=128,
+    depth=6,
+    video_scales=[[5, 2], [9, 3], [15, 3]],
+    audio_scales=[[5, 2], [9, 3], [15, 3]],
+    rfmf_layers=2,
+    rfmf_heads=8,
+    head_reductions=3,
+    frame_head_hidden=128,
+    dropout=0.1,
+    cross_modal_contrast=True,
+    intra_modal_contrast=True,
+    queue_size=4096,
+    nearest_negatives=32,
+    margin=0.2,
+    temperature=None,
+    tau0=0.07,
+    tau_min=0.01,
+    tau_max=0.5,
+    adaptive_weights=True,
+    max_clusters=8,
+    new_cluster_distance=0.5,
+    distance_beta=0.5,
+    weight_eps=0.05,
+    weight_heads=4,
+    video_weights=None,
+    audio_weights=None,
+    video_conv_stem=False,
+    fused_readout="classifier",
+)
+_SMALL = replace(
+    _PAPER,
+    frames=4,
+    image_size=112,
+    video_patch=16,
+    video_dim=64,
+    video_depth=2,
+    video_heads=4,
+    video_conv_stem=True,
+    audio_dim=64,
+    audio_depth=2,
+    audio_heads=4,
+    channels=32,
+    embed_dim=32,
+    depth=2,
+    video_scales=[[5, 2], [7, 3]],
+    audio_scales=[[5, 2], [7, 3]],
+    rfmf_layers=1,
+    rfmf_heads=4,
+    head_reductions=2,
+    frame_head_hidden=32,
+    queue_size=256,
+    nearest_negatives=16,
+    weight_heads=2,
+    fused_readout="noisy_or",
+)
 
 UNIMODAL_LOSSES = {
     "video": ("video", "video_frame", "contrast_intra"),
@@ -146,109 +192,75 @@ class MACBDF(DetectorModel):
     """
 
     name = "macbdf"
+    Dimensions = MACBDFDimensions
     configs = {"paper": _PAPER, "small": _SMALL}
 
-    def __init__(
-        self,
-        frames: int,
-        image_size: int,
-        video_patch: int,
-        video_dim: int,
-        video_depth: int,
-        video_heads: int,
-        n_mels: int,
-        audio_patch: Sequence[int],
-        audio_dim: int,
-        audio_depth: int,
-        audio_heads: int,
-        channels: int,
-        embed_dim: int,
-        depth: int,
-        video_scales: Sequence[Sequence[int]],
-        audio_scales: Sequence[Sequence[int]],
-        rfmf_layers: int,
-        rfmf_heads: int,
-        head_reductions: int,
-        frame_head_hidden: int,
-        dropout: float,
-        cross_modal_contrast: bool,
-        intra_modal_contrast: bool,
-        queue_size: int,
-        nearest_negatives: int,
-        margin: float,
-        temperature: float | None,
-        tau0: float,
-        tau_min: float,
-        tau_max: float,
-        adaptive_weights: bool,
-        max_clusters: int,
-        new_cluster_distance: float,
-        distance_beta: float,
-        weight_eps: float,
-        weight_heads: int,
-        video_weights: str | None = None,
-        audio_weights: str | None = None,
-        video_conv_stem: bool = False,
-        fused_readout: str = "classifier",
-    ) -> None:
+    def __init__(self, dims: MACBDFDimensions) -> None:
         super().__init__()
-        self.noisy_or_readout = check_fused_readout(fused_readout)
-        if depth < 0:
-            raise ValueError(f"depth (number of multi-scale fusion levels) must be >= 0, got {depth}")
-        if nearest_negatives < 1:
-            raise ValueError(f"nearest_negatives (K) must be >= 1, got {nearest_negatives}")
-        if temperature is not None and temperature <= 0:
-            raise ValueError(f"a fixed temperature must be > 0, got {temperature}")
-        self.frames = frames
+        self.dims = dims
+        self.noisy_or_readout = check_fused_readout(dims.fused_readout)
+        if dims.depth < 0:
+            raise ValueError(f"depth (number of multi-scale fusion levels) must be >= 0, got {dims.depth}")
+        if dims.nearest_negatives < 1:
+            raise ValueError(f"nearest_negatives (K) must be >= 1, got {dims.nearest_negatives}")
+        if dims.temperature is not None and dims.temperature <= 0:
+            raise ValueError(f"a fixed temperature must be > 0, got {dims.temperature}")
+        self.frames = dims.frames
         self.video_encoder = VideoEncoder(
-            frames, image_size, video_patch, video_dim, video_depth, video_heads, channels, dropout,
-            conv_stem=video_conv_stem,
+            dims.frames, dims.image_size, dims.video_patch, dims.video_dim, dims.video_depth,
+            dims.video_heads, dims.channels, dims.dropout,
+            conv_stem=dims.video_conv_stem,
         )
         self.audio_encoder = AudioEncoder(
-            n_mels,
-            frames * MEL_FRAMES_PER_FRAME,
-            audio_patch,
-            audio_dim,
-            audio_depth,
-            audio_heads,
-            channels,
-            dropout,
+            dims.n_mels,
+            dims.frames * MEL_FRAMES_PER_FRAME,
+            dims.audio_patch,
+            dims.audio_dim,
+            dims.audio_depth,
+            dims.audio_heads,
+            dims.channels,
+            dims.dropout,
         )
-        self._initialise_encoders(video_weights, audio_weights)
-        self.video_projection = _projection(channels, embed_dim)
-        self.audio_projection = _projection(channels, embed_dim)
+        self._initialise_encoders(dims.video_weights, dims.audio_weights)
+        self.video_projection = _projection(dims.channels, dims.embed_dim)
+        self.audio_projection = _projection(dims.channels, dims.embed_dim)
         self.fusion_weights = (
             ClusterFusionWeights(
-                embed_dim,
-                channels,
-                weight_heads,
-                max_clusters,
-                new_cluster_distance,
-                distance_beta,
-                weight_eps,
+                dims.embed_dim,
+                dims.channels,
+                dims.weight_heads,
+                dims.max_clusters,
+                dims.new_cluster_distance,
+                dims.distance_beta,
+                dims.weight_eps,
             )
-            if adaptive_weights
+            if dims.adaptive_weights
             else None
         )
-        video_levels = [tuple(scale) for scale in video_scales]
-        audio_levels = [tuple(scale) for scale in audio_scales]
+        video_levels = [tuple(scale) for scale in dims.video_scales]
+        audio_levels = [tuple(scale) for scale in dims.audio_scales]
         self.levels = nn.ModuleList(
-            GuidedFusionLayer(channels, video_levels, audio_levels)
-            for _ in range(depth)  # type: ignore[arg-type]
+            GuidedFusionLayer(dims.channels, video_levels, audio_levels)
+            for _ in range(dims.depth)  # type: ignore[arg-type]
         )
-        self.rfmf = RepresentationFusion(channels, depth + 1, rfmf_heads, rfmf_layers, dropout)
-        self.fused_head = ProgressiveMLPHead(channels, head_reductions, dropout)
-        self.video_head = ProgressiveMLPHead(channels, head_reductions, dropout)
-        self.audio_head = ProgressiveMLPHead(channels, head_reductions, dropout)
-        self.video_frame_head = MLPHead(channels, frame_head_hidden)
-        self.audio_frame_head = MLPHead(channels, frame_head_hidden)
-        self.cross_modal_contrast, self.intra_modal_contrast = cross_modal_contrast, intra_modal_contrast
-        self.nearest_negatives, self.margin = nearest_negatives, margin
-        contrast = cross_modal_contrast or intra_modal_contrast
-        self.queue = NegativeQueue(queue_size, embed_dim) if contrast else None
-        self.fixed_temperature = temperature
+        self.rfmf = RepresentationFusion(
+            dims.channels, dims.depth + 1, dims.rfmf_heads, dims.rfmf_layers, dims.dropout
+        )
+        self.fused_head = ProgressiveMLPHead(dims.channels, dims.head_reductions, dims.dropout)
+        self.video_head = ProgressiveMLPHead(dims.channels, dims.head_reductions, dims.dropout)
+        self.audio_head = ProgressiveMLPHead(dims.channels, dims.head_reductions, dims.dropout)
+        self.video_frame_head = MLPHead(dims.channels, dims.frame_head_hidden)
+        self.audio_frame_head = MLPHead(dims.channels, dims.frame_head_hidden)
+        self.cross_modal_contrast = dims.cross_modal_contrast
+        self.intra_modal_contrast = dims.intra_modal_contrast
+        self.nearest_negatives, self.margin = dims.nearest_negatives, dims.margin
+        contrast = dims.cross_modal_contrast or dims.intra_modal_contrast
+        self.queue = NegativeQueue(dims.queue_size, dims.embed_dim) if contrast else None
+        self.fixed_temperature = dims.temperature
         self.temperature = (
-            AdaptiveTemperature(tau0, tau_min, tau_max) if contrast and temperature is None else None
+            AdaptiveTemperature(dims.tau0, dims.tau_min, dims.tau_max)
+            if contrast and dims.temperature is None
+            else None
         )
 
     def _initialise_encoders(self, video_weights: str | None, audio_weights: str | None) -> None:
