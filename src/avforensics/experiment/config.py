@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """Which detector to build: a registered name plus a named configuration or explicit keyword arguments."""
+    """Which detector to build: a registered name plus a named configuration or its `Dimensions` settings."""
 
     name: str = ""
     config: str | dict[str, Any] = "small"
