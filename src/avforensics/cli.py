@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "avforensics.train.cli",
     "avforensics.protocols.cli",
     "avforensics.inference.cli",
+    "avforensics.serve.cli",
     "avforensics.protocols.demo",
 ]
 
