@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry, Counter, disable_created_metric
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-
 disable_created_metrics()  # `*_created` timestamps of counters say nothing useful here
 
 
