@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from inference_fixtures import talking_video, trained_tiny  # noqa: F401  (fixture)
+from inference_fixtures import talking_video
 
 from avforensics.cli import main
 from avforensics.inference.detector import Detector
@@ -43,7 +43,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def serve(trained_tiny, tmp_path) -> Callable[..., Iterator[TestClient]]:  # noqa: F811
+def serve(trained_tiny, tmp_path) -> Callable[..., Iterator[TestClient]]:
     """`serve(**settings)`: a test client of an app with those settings (no workers), fresh data folder."""
 
     @contextmanager
@@ -237,7 +237,7 @@ def test_cors_is_off_unless_origins_are_given(serve) -> None:
         assert response.headers["access-control-allow-origin"] == "https://tools.example"
 
 
-def test_a_job_is_scored_like_detect_and_finished_once(serve, media, trained_tiny, tmp_path, capsys) -> None:  # noqa: F811
+def test_a_job_is_scored_like_detect_and_finished_once(serve, media, trained_tiny, tmp_path, capsys) -> None:
     checkpoint = trained_tiny["checkpoint"]
     detected = tmp_path / "detect.jsonl"
     assert main(["detect", str(media["silent"]), "--model", str(checkpoint), "--jsonl", str(detected)]) == 0

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import psutil
 import pytest
-from inference_fixtures import talking_video, trained_tiny  # noqa: F401  (fixture)
+from inference_fixtures import talking_video
 from PIL import Image
 from serve_fixtures import ServerProcess, upload, wait_finished
 
@@ -37,7 +37,7 @@ MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def server(trained_tiny, tmp_path_factory):  # noqa: F811
+def server(trained_tiny, tmp_path_factory):
     """One server with two workers for this module's tests (the crash test, last, kills it)."""
     data = tmp_path_factory.mktemp("served") / "data"
     with ServerProcess(trained_tiny["checkpoint"], data, workers=2) as running:
@@ -92,7 +92,7 @@ def test_a_500_mb_upload_streams_to_disk_in_flat_memory(server) -> None:
     assert list((server.data / "jobs").iterdir()) == []
 
 
-def test_a_browser_uploads_a_video_and_sees_the_result(server, trained_tiny) -> None:  # noqa: F811
+def test_a_browser_uploads_a_video_and_sees_the_result(server, trained_tiny) -> None:
     """Headless Chromium: drop a partly fake synthetic video on the page with its known fake period, wait
     for the result, check verdict, scores and timeline against the API's report, screenshot, delete."""
     from playwright.sync_api import sync_playwright
@@ -179,7 +179,7 @@ def test_fifty_concurrent_uploads_each_finish_once(server, short_videos) -> None
     (ARTEFACTS / "serve-load.json").write_text(json.dumps(numbers, indent=2) + "\n")
 
 
-def test_kill_9_while_jobs_run_then_restart_finishes_each_job_once(server, trained_tiny, tmp_path) -> None:  # noqa: F811
+def test_kill_9_while_jobs_run_then_restart_finishes_each_job_once(server, trained_tiny, tmp_path) -> None:
     """kill -9 the server (last in this module) with jobs done, running and queued; the workers die with it;
     the restarted server runs the interrupted and queued jobs; every job is done exactly once, and reports
     finished before the crash are unchanged."""
