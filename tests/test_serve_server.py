@@ -92,16 +92,16 @@ def test_a_500_mb_upload_streams_to_disk_in_flat_memory(server) -> None:
     assert list((server.data / "jobs").iterdir()) == []
 
 
-def test_a_browser_uploads_a_video_and_sees_the_result(server, trained_tiny) -> None:
-    """Headless Chromium: drop a partly fake synthetic video on the page with its known fake period, wait
-    for the result, check verdict, scores and timeline against the API's report, screenshot, delete."""
+def test_a_browser_uploads_a_video_and_sees_the_result(server, tmp_path) -> None:
+    """Headless Chromium: drop a synthetic video on the page with a known fake period, wait for the result,
+    check verdict, scores, warnings and the shaded timeline against the API's report, screenshot, delete."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("Debian's chromium is needed for this test (scripts/test.sh installs it)")
-    record = next(r for r in trained_tiny["records"] if r.fake_periods and r.fake_periods[0][0] > 0)
-    [(fake_start, fake_end)] = record.fake_periods
+    video = talking_video(tmp_path / "interview.mp4", 1.6, seed=7)
+    fake_start, fake_end = 0.4, 1.0
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -114,7 +114,7 @@ def test_a_browser_uploads_a_video_and_sees_the_result(server, trained_tiny) -> 
                 transfer.items.add(new File([bytes], name, {type: "video/mp4"}));
                 return transfer;
             }""",
-            [base64.b64encode(Path(record.path).read_bytes()).decode(), "interview.mp4"],
+            [base64.b64encode(video.read_bytes()).decode(), "interview.mp4"],
         )
         page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
         assert "interview.mp4" in page.inner_text("#chosen")
@@ -130,6 +130,7 @@ def test_a_browser_uploads_a_video_and_sees_the_result(server, trained_tiny) -> 
         for head in ("p_fake", "p_video_fake", "p_audio_fake"):
             assert page.inner_text(f"#{head}-0") == f"{result[head]:.3f}", head
         assert "not calibrated" in page.inner_text("#scores")
+        assert result["warnings"] and page.inner_text("#warnings-0").splitlines() == result["warnings"]
         assert page.eval_on_selector("#timeline-0", "img => img.complete && img.naturalWidth") == 900
         page.screenshot(path=str(ARTEFACTS / "serve-browser.png"), full_page=True)
         png = httpx.get(server.url + result["timeline"]).content
@@ -179,11 +180,34 @@ def test_fifty_concurrent_uploads_each_finish_once(server, short_videos) -> None
     (ARTEFACTS / "serve-load.json").write_text(json.dumps(numbers, indent=2) + "\n")
 
 
+def test_killed_workers_are_replaced_and_their_jobs_run_again(server, tmp_path) -> None:
+    """kill -9 the worker processes (not the server) while a job runs: the server starts new workers and
+    the interrupted job is queued again and finished once."""
+    videos = [talking_video(tmp_path / f"worker{seed}.mp4", 1.0, seed=seed) for seed in range(3)]
+    store = JobStore(server.data / "jobs.sqlite")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        ids = [upload(client, video).json()["id"] for video in videos]
+        deadline = time.monotonic() + 120
+        while not any(store.get(job_id).state == "running" for job_id in ids):
+            assert time.monotonic() < deadline, "no job started"
+            time.sleep(0.02)
+        workers = [child for child in psutil.Process(server.pid).children()
+                   if "multiprocessing.spawn" in " ".join(child.cmdline())]
+        assert len(workers) == server.workers
+        for worker in workers:
+            worker.kill()
+        wait_finished(client, ids, timeout=240)
+        assert client.get("/healthz").json()["workers_alive"] == server.workers
+    events = {job_id: store.events(job_id) for job_id in ids}
+    assert all(e.count("done") == 1 and e[-1] == "done" for e in events.values()), events
+    assert any(e[:4] == ["queued", "running", "requeued", "running"] for e in events.values()), events
+
+
 def test_kill_9_while_jobs_run_then_restart_finishes_each_job_once(server, trained_tiny, tmp_path) -> None:
     """kill -9 the server (last in this module) with jobs done, running and queued; the workers die with it;
     the restarted server runs the interrupted and queued jobs; every job is done exactly once, and reports
     finished before the crash are unchanged."""
-    videos = [talking_video(tmp_path / f"crash{seed}.mp4", 1.0, seed=seed) for seed in range(8)]
+    videos = [talking_video(tmp_path / f"crash{seed}.mp4", 0.7, seed=seed) for seed in range(6)]
     with httpx.Client(base_url=server.url, timeout=60) as client:
         ids = [upload(client, video).json()["id"] for video in videos]
         deadline = time.monotonic() + 180

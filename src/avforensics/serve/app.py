@@ -58,7 +58,7 @@ class Service:
         if requeued or failed:
             log.info("after a restart: %d interrupted job(s) queued again, %d failed", len(requeued),
                      len(failed))
-        self.files.sweep({job.id for job in self.store.recent(limit=-1)})
+        self.files.sweep(self.store.ids())
         if self.settings.token_required and not self.store.has_tokens():
             token = self.store.add_token("first")
             log.warning("this server requires an API token; a first one was made (shown once): %s", token)

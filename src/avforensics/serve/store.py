@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL, cr
 """
 
 
+_COLUMNS = ("id", "state", "input_name", "media_path", "owns_media", "models", "fake_periods", "progress",
+            "stage", "claim", "worker", "attempts", "error", "results", "created", "started", "finished")
+
+
 class QueueFull(Exception):
     """The queue holds its maximum number of waiting jobs."""
 
@@ -120,10 +124,17 @@ class JobStore:
         return None if row is None else _job(row)
 
     def recent(self, limit: int = 200) -> list[Job]:
-        """The most recent jobs first."""
+        """The most recent jobs first, without their results (a history page does not need the reports)."""
+        columns = ", ".join(name for name in _COLUMNS if name != "results")
         with self._connect() as connection:
-            rows = connection.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+            rows = connection.execute(
+                f"SELECT {columns}, NULL AS results FROM jobs ORDER BY created DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [_job(row) for row in rows]
+
+    def ids(self) -> set[str]:
+        with self._connect() as connection:
+            return {row[0] for row in connection.execute("SELECT id FROM jobs")}
 
     def queued_count(self) -> int:
         with self._connect() as connection:

@@ -119,8 +119,9 @@ class WorkerPool:
             self._spawn()
         self._supervisor.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Terminate the workers; jobs they were running go back to the queue."""
+    def stop(self, timeout: float = 3.0) -> None:
+        """Terminate the workers (killed after `timeout` s: the store survives that); jobs they were
+        running go back to the queue."""
         self._stopping.set()
         for process in self._processes.values():
             process.terminate()
