@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from avforensics.cli import main
 from avforensics.serve.app import DataFolderBusy, Service
 from avforensics.serve.files import JobFiles, display_name, new_job_id
 from avforensics.serve.settings import ServeSettings
@@ -70,12 +71,19 @@ def test_the_queue_bound_counts_waiting_jobs_only(tmp_path) -> None:
     assert store.queued_count() == 2
 
 
-def test_tokens_are_kept_as_digests(tmp_path) -> None:
+def test_tokens_are_kept_as_digests_and_made_or_revoked_by_the_command(tmp_path, capsys) -> None:
     store = JobStore(tmp_path / "jobs.sqlite")
     assert not store.has_tokens() and not store.token_valid("x")
     token = store.add_token("someone")
     assert store.has_tokens() and store.token_valid(token) and not store.token_valid(token + "x")
     assert len(token) >= 43
+    assert main(["serve-token", "--data", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert store.token_valid(printed)
+    assert main(["serve-token", "--data", str(tmp_path), "--revoke", printed]) == 0
+    assert not store.token_valid(printed) and store.token_valid(token)
+    assert main(["serve-token", "--data", str(tmp_path), "--revoke", printed]) == 1
+    assert "no such token" in capsys.readouterr().err
 
 
 def test_one_server_per_data_folder_and_orphan_folders_are_swept(tmp_path) -> None:

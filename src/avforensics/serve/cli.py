@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `serve` and `serve-token`."""
     serve = subparsers.add_parser(
         "serve", help="HTTP API and web page: upload videos, get reports (jobs persist)"
     )
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     token.add_argument("--data", default="serve_data", help="the server's data folder")
     token.add_argument("--name", default="", help="a note on who the token is for")
+    token.add_argument("--revoke", metavar="TOKEN", help="forget this token instead of making one")
     token.set_defaults(run=run_token)
 
 
@@ -75,9 +77,15 @@ def run_token(args: argparse.Namespace) -> int:
     from avforensics.serve.settings import ServeSettings
     from avforensics.serve.store import JobStore
 
-    database = ServeSettings(models=[], data=Path(args.data)).database
-    print(JobStore(database).add_token(args.name))
-    return 0
+    store = JobStore(ServeSettings(models=[], data=Path(args.data)).database)
+    if args.revoke is None:
+        print(store.add_token(args.name))
+        return 0
+    if store.revoke_token(args.revoke):
+        print("token revoked")
+        return 0
+    print(f"avforensics serve-token: {args.data} has no such token", file=sys.stderr)
+    return 1
 
 
 def _usage(message: str) -> int:

@@ -247,6 +247,11 @@ class JobStore:
             connection.execute("INSERT INTO tokens VALUES (?, ?, ?)", (_digest(token), name, time.time()))
         return token
 
+    def revoke_token(self, token: str) -> bool:
+        """Forget a token; False when it was not known."""
+        with self._transaction() as connection:
+            return connection.execute("DELETE FROM tokens WHERE hash = ?", (_digest(token),)).rowcount == 1
+
     def has_tokens(self) -> bool:
         with self._connect() as connection:
             return connection.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] > 0

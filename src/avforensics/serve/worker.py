@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class WorkerConfig:
 
 
 def run_job(job: Job, store: JobStore, files: JobFiles, detectors: dict[str, Any],
-            load_detector: Any) -> bool:
+            load_detector: Callable[[str], Any]) -> bool:
     """Score a claimed job with each of its models and finish it; False when the claim was lost."""
     from avforensics.inference.cli import score_one
     from avforensics.inference.plots import plot_timeline

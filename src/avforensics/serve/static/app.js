@@ -28,13 +28,15 @@ function setUpUpload() {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     if (!chosen) return;
+    const error = document.getElementById("upload-error");
+    const models = form.querySelectorAll("input[name=models]:checked");
+    if (!models.length) { error.textContent = "choose at least one detector"; error.hidden = false; return; }
     const body = new FormData();
-    for (const box of form.querySelectorAll("input[name=models]:checked")) body.append("models", box.value);
+    for (const box of models) body.append("models", box.value);
     const periods = document.getElementById("fake-periods").value.trim();
     if (periods) body.append("fake_periods", periods);
     body.append("file", chosen, chosen.name);  // last: the fields arrive before the large part
     const bar = document.getElementById("upload-progress");
-    const error = document.getElementById("upload-error");
     const request = new XMLHttpRequest();
     request.open("POST", "/api/v1/jobs");
     request.upload.addEventListener("progress", (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; });
