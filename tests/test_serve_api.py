@@ -269,3 +269,13 @@ def test_a_job_is_scored_like_detect_and_finished_once(serve, media, trained_tin
         assert metric(client, "avforensics_job_processing_seconds_count") == 1
         assert client.delete(f"/api/v1/jobs/{job_id}").status_code == 204
         assert job_folders(client) == [] and client.get(f"/api/v1/jobs/{job_id}").status_code == 404
+        # Deleted while it runs (here: as its model loads): the result and the files it wrote are dropped.
+        upload(client, media["video"])
+        running = service.store.claim("test-worker")
+
+        def delete_then_load(key: str) -> Detector:
+            assert client.delete(f"/api/v1/jobs/{running.id}").status_code == 204
+            return detector
+
+        assert not run_job(running, service.store, service.files, {}, delete_then_load)
+        assert job_folders(client) == [] and service.store.get(running.id) is None
