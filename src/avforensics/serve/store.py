@@ -142,6 +142,8 @@ class JobStore:
 
     def claim(self, worker: str) -> Job | None:
         """Take the oldest queued job for `worker`: it becomes running with a fresh claim token."""
+        if self.queued_count() == 0:  # idle workers poll: a read does not take the write lock
+            return None
         with self._transaction() as connection:
             row = connection.execute(
                 "SELECT * FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1"
