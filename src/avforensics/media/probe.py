@@ -74,7 +74,7 @@ def probe(path: str | Path) -> MediaInfo:
             str(path), False, bool(container.streams.audio), duration, None, None, None, 0, None, None, None
         )
         if container.streams.audio:
-            audio = container.streams.audio[0].codec_context
+            audio = _codec(container.streams.audio[0], Path(path))
             info = dataclasses.replace(info, sample_rate=audio.sample_rate, channels=audio.channels)
         if container.streams.video:
             info = _probe_video(container, Path(path), info)
@@ -94,6 +94,7 @@ def _probe_video(container: av.container.InputContainer, path: Path, info: Media
     vfr = None
     if average and base:
         vfr = abs(float(average) - float(base)) > 0.01 * float(base)
+    codec = _codec(stream, path)
     try:
         first = next(container.decode(stream), None)
     except av.error.FFmpegError as error:
@@ -104,7 +105,7 @@ def _probe_video(container: av.container.InputContainer, path: Path, info: Media
     if first is None:
         raise CorruptMediaError(path, "the video stream has no decodable frames")
     rotation = round(first.rotation / 90) * 90 % 360
-    width, height = stream.codec_context.width, stream.codec_context.height
+    width, height = codec.width, codec.height
     if rotation in (90, 270):
         width, height = height, width
     return dataclasses.replace(
@@ -116,6 +117,17 @@ def _probe_video(container: av.container.InputContainer, path: Path, info: Media
         rotation=rotation,
         is_variable_frame_rate=vfr,
     )
+
+
+def _codec(stream: av.stream.Stream, path: Path) -> av.codec.context.CodecContext:
+    """The stream's decoder; PyAV gives none when FFmpeg has no decoder for the codec the header names."""
+    if stream.codec_context is None:
+        raise CorruptMediaError(
+            path,
+            f"FFmpeg has no decoder for the {stream.type} stream's codec (a damaged header or an unsupported "
+            "codec)",
+        )
+    return stream.codec_context
 
 
 def _open_failure(path: Path, error: av.error.FFmpegError) -> MediaError:

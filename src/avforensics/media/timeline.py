@@ -22,6 +22,7 @@ from avforensics.media.probe import MediaInfo, declared_end, open_media
 
 _AV_TIME_BASE = Fraction(1, av.time_base)
 GAP_TOLERANCE = 0.001  # seconds of audio timestamp jitter accepted without a warning
+_TIMESTAMP_SLACK = 10  # seconds audio may start past the file's declared end before it counts as damaged
 _TRUNCATION_TOLERANCE = 0.25  # seconds a file may end before its declared duration (codec padding, rounding)
 
 
@@ -64,7 +65,10 @@ class TimelineSource:
                 convert = FrameConverter(self.max_side, self.flags)
                 source_fps = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else self.fps
                 self.picker = FramePicker(origin, end, self.fps, source_fps, convert, self.flags)
-            aligner = AudioAligner(origin, end, self.sample_rate, self.path, self.flags) if audio else None
+            aligner = None
+            if audio is not None:
+                horizon = latest_declared_end(container)
+                aligner = AudioAligner(origin, end, self.sample_rate, self.path, self.flags, horizon)
             if self.start > 0:
                 container.seek(int(origin / _AV_TIME_BASE), backward=True)
             reached_eof = True
@@ -127,6 +131,15 @@ class TimelineSource:
                 f"truncated: the streams end at {float(decoded_end - zero):.2f} s but the container declares "
                 f"{float(declared - zero):.2f} s",
             )
+
+
+def latest_declared_end(container: av.container.InputContainer) -> Fraction | None:
+    """The latest end any stream header or the container declares, on the container's timeline."""
+    ends = [end for end in map(declared_end, container.streams) if end is not None]
+    if container.duration:
+        zero = Fraction(container.start_time or 0, av.time_base)
+        ends.append(zero + Fraction(container.duration, av.time_base))
+    return max(ends, default=None)
 
 
 class FramePicker:
@@ -280,9 +293,16 @@ class AudioAligner:
     gaps with silence, drop overlaps, and resample with soxr (very high quality, anti-aliased)."""
 
     def __init__(
-        self, origin: Fraction, end: Fraction | None, sample_rate: int, path: Path, flags: MediaFlags
+        self,
+        origin: Fraction,
+        end: Fraction | None,
+        sample_rate: int,
+        path: Path,
+        flags: MediaFlags,
+        horizon: Fraction | None = None,
     ) -> None:
         self.origin, self.sample_rate, self.path, self.flags = origin, sample_rate, path, flags
+        self.horizon = horizon  # the file's declared end: audio timestamped far past it is damaged
         self.limit = round((end - origin) * sample_rate) if end is not None else None
         self.in_rate: int | None = None
         self.resampler: soxr.ResampleStream | None = None
@@ -307,6 +327,13 @@ class AudioAligner:
         samples = to_mono(frame)
         if frame.pts is not None:
             start_time = Fraction(frame.pts) * frame.time_base
+            if self.horizon is not None and start_time > self.horizon + _TIMESTAMP_SLACK:
+                # Filling the gap up to such a timestamp with silence could take gigabytes.
+                raise CorruptMediaError(
+                    self.path,
+                    f"damaged audio timestamps: a frame at {float(start_time):.1f} s, past the declared end "
+                    f"of {float(self.horizon):.1f} s",
+                )
             self.last_end = max(self.last_end, start_time + Fraction(frame.samples, self.in_rate))
             position = round((start_time - self.origin) * self.in_rate)
             samples = self._place(samples, position, float(frame.time_base * self.in_rate))
