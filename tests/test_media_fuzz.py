@@ -1,4 +1,4 @@
-"""Damaged files: every mutated file decodes or raises a MediaError; never another exception, crash or hang."""
+"""Damaged files decode or raise a MediaError: never another exception, a crash or a hang."""
 
 import json
 import os
