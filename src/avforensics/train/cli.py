@@ -32,10 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     # Imported here so `avforensics --help` does not pay for importing Lightning.
     from avforensics.experiment.config import load_config
+    from avforensics.train.datamodule import NotEnoughDataError
     from avforensics.train.run import train
 
     config = load_config(args.config, args.overrides)
-    result = train(config, args.out, resume=args.resume)
+    try:
+        result = train(config, args.out, resume=args.resume)
+    except NotEnoughDataError as error:
+        log.error("%s", error)
+        return 1
     log.info("finished at step %d; last checkpoint %s; best %s (%s = %s)", result.global_step,
              result.last_checkpoint, result.best_checkpoint, config.trainer.monitor, result.best_score)
     return 0

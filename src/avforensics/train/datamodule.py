@@ -9,6 +9,10 @@ from avforensics.experiment.data import ClipDataset, build_dataset, collate_wind
 from avforensics.train.sampling import ResumableLoader, ShardedSampler
 
 
+class NotEnoughDataError(ValueError):
+    """The training split cannot fill a single batch, so an epoch would have no step."""
+
+
 class ClipDataModule(pl.LightningDataModule):
     """Builds the two splits of `DataConfig`; `data.batch_size` is global and divided among processes."""
 
@@ -28,6 +32,22 @@ class ClipDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> ResumableLoader:
         assert self.train_set is not None, "setup('fit') builds the training set"
         return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    def steps_per_epoch(self) -> int:
+        """Training batches per epoch (per process); an error saying what to change when there are none."""
+        steps = len(self.train_dataloader())
+        if steps == 0:
+            assert self.train_set is not None
+            world_size, _ = self._world()
+            processes = f" over {world_size} processes" if world_size > 1 else ""
+            raise NotEnoughDataError(
+                f"{len(self.train_set)} training windows per epoch (split {self.config.train_split!r}, "
+                f"data.window_policy={self.config.window_policy}) cannot fill one batch of "
+                f"data.batch_size={self.config.batch_size}{processes}, and incomplete training batches are "
+                f"dropped: set data.batch_size to at most {len(self.train_set)} (e.g. --set "
+                f"data.batch_size={_largest_batch(len(self.train_set), world_size)}) or add training data"
+            )
+        return steps
 
     def val_dataloader(self) -> ResumableLoader:
         assert self.val_set is not None, "setup('fit') builds the validation set"
@@ -60,3 +80,8 @@ class ClipDataModule(pl.LightningDataModule):
         if trainer is None:
             return 1, 0
         return trainer.world_size, trainer.global_rank
+
+
+def _largest_batch(windows: int, world_size: int) -> int:
+    """The largest global batch that `windows` fill, divisible over the processes (at least one each)."""
+    return max(world_size, windows - windows % world_size)

@@ -58,7 +58,7 @@ class DetectorModule(pl.LightningModule):
         )
         # A fresh loader only for its length: asking the trainer instead (estimated_stepping_batches) would
         # start the real training loader before a resume could restore its position.
-        steps_per_epoch = len(self.trainer.datamodule.train_dataloader())
+        steps_per_epoch = self.trainer.datamodule.steps_per_epoch()
         scheduler = build_scheduler(optimizer, self.experiment.optim, steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

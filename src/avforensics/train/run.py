@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +27,26 @@ from avforensics.models.registry import build_model
 from avforensics.train.datamodule import ClipDataModule
 from avforensics.train.gradients import build_combiner
 from avforensics.train.module import DetectorModule
+from avforensics.train.progress import ProgressLine
 from avforensics.train.rng import RandomStateCheckpoint
 
 log = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
 
-# Lightning warns that step checkpoints of manually optimised modules hold the weights AFTER the step; that is
-# the state resume needs (it matches the step counter, optimiser and data position saved with it).
-_AFTER_STEP_WARNING = "Using ModelCheckpoint with manual optimization"
+# Lightning warnings with no cause to fix, silenced by their text so that any other warning still shows:
+_EXPECTED_WARNINGS = (
+    # Step checkpoints of manually optimised modules hold the weights AFTER the step; that is the state
+    # resume needs (it matches the step counter, optimiser and data position saved with it).
+    "Using ModelCheckpoint with manual optimization",
+    # Frozen backbones are loaded in eval mode on purpose (backbones.loading) and stay so.
+    r"Found \d+ module\(s\) in eval mode at the start of training",
+    # Lightning's own pytree helper uses a class torch 2.9+ deprecates; nothing of ours to change.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+# Lightning logs start-up banners (GPU/TPU available, tips) and stop notices as INFO; the progress line and
+# the run's own messages say what a user needs.
+_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric")
 
 
 @dataclass
@@ -65,11 +78,10 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     module = DetectorModule(model, config, combiner, validation_metrics)
     data = ClipDataModule(config.data, seed=config.trainer.seed)
     checkpoints = _checkpoint_callbacks(config.trainer, run_dir)
-    trainer = _trainer(config, run_dir, [*checkpoints, *_other_callbacks(config.trainer)], resume)
-    if trainer.is_global_zero:
-        _record_config(config, run_dir, resume)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_AFTER_STEP_WARNING, category=UserWarning)
+    with _quiet_lightning():
+        trainer = _trainer(config, run_dir, [*checkpoints, *_other_callbacks(config.trainer)])
+        if trainer.is_global_zero:
+            _record_config(config, run_dir, resume)
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     # Every process must join the save (random states are gathered); rank 0 alone knows what is on disk.
     stale = _last_saved_step(last) != trainer.global_step if trainer.is_global_zero else None
@@ -91,9 +103,39 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     return result
 
 
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's INFO banners and its expected warnings silenced for the length of a run."""
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in _EXPECTED_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+class _LogIntervalWithinEpoch(pl.Callback):
+    """Log training metrics at least once per epoch: with fewer batches per epoch than
+    `log_every_n_steps`, Lightning would log none of them (and warn about it)."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            steps = trainer.datamodule.steps_per_epoch()
+            trainer.log_every_n_steps = max(1, min(trainer.log_every_n_steps, steps))
+
+
 def _other_callbacks(trainer_config: TrainerConfig) -> list[pl.Callback]:
-    """Random-state checkpointing (exact resume) and, when configured, early stopping."""
-    callbacks: list[pl.Callback] = [RandomStateCheckpoint()]
+    """Random-state checkpointing (exact resume), the log interval, the progress line and, when
+    configured, early stopping."""
+    callbacks: list[pl.Callback] = [RandomStateCheckpoint(), _LogIntervalWithinEpoch()]
+    if trainer_config.progress_bar:
+        callbacks.append(ProgressLine(trainer_config.monitor))
     if trainer_config.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(
             monitor=trainer_config.monitor,
@@ -104,9 +146,7 @@ def _other_callbacks(trainer_config: TrainerConfig) -> list[pl.Callback]:
     return callbacks
 
 
-def _trainer(
-    config: ExperimentConfig, run_dir: Path, callbacks: list[pl.Callback], resume: bool
-) -> pl.Trainer:
+def _trainer(config: ExperimentConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
     """The Lightning trainer of a run: devices and precision resolved, CSV + TensorBoard logs in run_dir."""
     return pl.Trainer(
         accelerator=config.trainer.accelerator,
@@ -127,8 +167,8 @@ def _trainer(
         num_sanity_val_steps=0,
         deterministic=config.trainer.deterministic,
         use_distributed_sampler=False,
-        enable_progress_bar=config.trainer.progress_bar,
-        enable_model_summary=not resume,
+        enable_progress_bar=False,  # ProgressLine instead: one line, not a table of every metric
+        enable_model_summary=False,  # `avforensics models` lists parameter counts
         default_root_dir=run_dir,
     )
 
