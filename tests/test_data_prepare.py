@@ -22,6 +22,7 @@ from avforensics.data.prepare import (
     prepare_dataset,
 )
 from avforensics.data.records import VideoRecord
+from avforensics.media import mtcnn
 from avforensics.media.mtcnn import FaceDetections
 
 SR = 16000
@@ -137,3 +138,23 @@ def test_a_killed_prepare_process_resumes_without_reading_partial_entries(datase
     store = PreparedStore(out)
     assert len(store.ok()) == 8
     assert all(store.load(entry["id"]).frames.shape == (8, 32, 32, 3) for entry in store.ok())
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_face_detector_that_cannot_load_is_one_clear_error_with_any_number_of_workers(
+    dataset, tmp_path, monkeypatch, capsys, workers
+):
+    """With worker processes the error used to surface as BrokenProcessPool, its reason lost."""
+    missing = tmp_path / "no-weights"
+    monkeypatch.setattr(mtcnn, "WEIGHTS_DIR", missing)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["prepare", "manifest", str(tmp_path), "--out", str(tmp_path / "cache"), "--workers", workers]
+    )
+    assert args.run(args) == 1
+    assert capsys.readouterr().err == (
+        "avforensics prepare: the face detector cannot be built: MTCNNWeightsNotFound: "
+        f"{missing / 'pnet.pt'}: MTCNN weight file missing; reinstall avforensics (the weights ship inside "
+        "the package)\n"
+    )

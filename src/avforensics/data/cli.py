@@ -143,7 +143,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 @_reports_data_errors
 def run_prepare(args: argparse.Namespace) -> int:
-    from avforensics.data.prepare import PrepareOptions, prepare_dataset
+    from avforensics.data.prepare import FaceDetectorUnavailable, PrepareOptions, prepare_dataset
 
     options = PrepareOptions(
         size=args.size,
@@ -159,15 +159,19 @@ def run_prepare(args: argparse.Namespace) -> int:
             entries, total=total, unit="video", desc=f"prepare {args.dataset}", file=sys.stderr, disable=None
         )
 
-    counts = prepare_dataset(
-        records,
-        args.out,
-        options,
-        dataset=args.dataset,
-        workers=args.workers,
-        retry_failed=args.retry_failed,
-        progress=bar,
-    )
+    try:
+        counts = prepare_dataset(
+            records,
+            args.out,
+            options,
+            dataset=args.dataset,
+            workers=args.workers,
+            retry_failed=args.retry_failed,
+            progress=bar,
+        )
+    except FaceDetectorUnavailable as error:
+        print(f"avforensics prepare: {error}", file=sys.stderr)
+        return 1
     print(f"{args.out}: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
     return 1 if counts["failed_total"] else 0
 

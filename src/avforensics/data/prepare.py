@@ -42,6 +42,20 @@ class PrepareConfigError(ValueError):
     """The output folder was prepared with different options; mixing them would make one cache of two."""
 
 
+class FaceDetectorUnavailable(RuntimeError):
+    """The face detector cannot be built (e.g. its weights are missing): no video can be prepared."""
+
+
+def build_detector(factory: Callable[[], FaceDetector]) -> FaceDetector:
+    """The detector `factory` builds, its failure turned into FaceDetectorUnavailable saying why."""
+    try:
+        return factory()
+    except Exception as error:
+        raise FaceDetectorUnavailable(
+            f"the face detector cannot be built: {type(error).__name__}: {error}"
+        ) from error
+
+
 @dataclass(frozen=True)
 class PrepareOptions:
     """What preparation produces. `max_side` bounds decoded frames (faces are found on them, crops are
@@ -170,10 +184,17 @@ def _init_worker(out: Path, options: PrepareOptions, detector_factory: Callable[
     import torch
 
     torch.set_num_threads(1)  # N worker processes share the cores; one thread each avoids oversubscription
-    _WORKER.update(out=out, options=options, detector=detector_factory())
+    try:
+        _WORKER.update(out=out, options=options, detector=build_detector(detector_factory))
+    except FaceDetectorUnavailable as error:
+        # Raised from an initializer, it would only break the pool (BrokenProcessPool, its reason lost);
+        # raised from the first task, it reaches the caller as itself.
+        _WORKER.update(error=error)
 
 
 def _work(record: VideoRecord) -> dict:
+    if "error" in _WORKER:
+        raise _WORKER["error"]
     return prepare_record(record, _WORKER["out"], _WORKER["options"], _WORKER["detector"])
 
 
@@ -258,7 +279,7 @@ def _run(
     detector_factory: Callable[[], FaceDetector],
 ) -> Iterator[dict]:
     if workers <= 1 or len(records) <= 1:
-        detector = detector_factory() if records else None
+        detector = build_detector(detector_factory) if records else None
         yield from (prepare_record(record, out, options, detector) for record in records)
         return
     with ProcessPoolExecutor(

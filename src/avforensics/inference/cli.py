@@ -116,18 +116,22 @@ def error_record(item: str, kind: str, reason: str) -> dict[str, Any]:
 
 
 def summary_table(records: list[dict[str, Any]], skipped: int) -> str:
-    """A short table: verdict, probabilities, faces, file (or the error reason) per input, then counts."""
-    rows = [("verdict", "p_fake", "video", "audio", "faces", "file")]
+    """A short table: verdict, p_fake and the threshold it was compared with (calibrated on validation data
+    or the uncalibrated 0.5), the video and audio heads, faces, file (or the error reason), then counts."""
+    rows = [("verdict", "p_fake", "threshold", "video", "audio", "faces", "file")]
     for record in records:
         name = Path(record["input"]).name
         if record["status"] == "ok":
-            rows.append((record["verdict"], *(_cell(record[k]) for k in ("p_fake", "p_video_fake",
-                                                                           "p_audio_fake")),
+            kind = "calibrated" if record["calibrated"] else "uncalibrated"
+            threshold = f"{record['threshold']:.3f} {kind}"
+            rows.append((record["verdict"], _cell(record["p_fake"]), threshold,
+                         _cell(record["p_video_fake"]), _cell(record["p_audio_fake"]),
                          f"{record['faces_found']:.0%}", name))
         else:
-            rows.append(("ERROR", "", "", "", "", f"{name}: {record['error']}: {record['reason']}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)), row[5]])
+            rows.append(("ERROR", "", "", "", "", "", f"{name}: {record['error']}: {record['reason']}"))
+    columns = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(columns)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:columns], widths, strict=True)), row[-1]])
              for row in rows]
     failed = sum(record["status"] != "ok" for record in records)
     lines.append(f"{len(records) - failed} scored, {failed} failed"

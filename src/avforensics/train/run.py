@@ -41,6 +41,8 @@ _EXPECTED_WARNINGS = (
     "Using ModelCheckpoint with manual optimization",
     # Frozen backbones are loaded in eval mode on purpose (backbones.loading) and stay so.
     r"Found \d+ module\(s\) in eval mode at the start of training",
+    # On --resume the checkpoint folder holds the run being continued (train() refuses it otherwise).
+    r"Checkpoint directory .* exists and is not empty",
     # Lightning's own pytree helper uses a class torch 2.9+ deprecates; nothing of ours to change.
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 )
