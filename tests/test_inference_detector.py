@@ -10,7 +10,8 @@ from data_windows_fixtures import CentreFaceDetector
 from inference_fixtures import talking_video
 
 from avforensics import Detector
-from avforensics.media.errors import EmptyFileError, MediaTooShortError
+from avforensics.media.encode import write_video
+from avforensics.media.errors import EmptyFileError, NoVideoStreamError
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,9 @@ def test_unscorable_inputs_raise_typed_errors(detector, tmp_path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(EmptyFileError):
         detector.predict(empty)
-    with pytest.raises(MediaTooShortError, match="1 frame"):
-        detector.predict(talking_video(tmp_path / "one.mp4", 0.04))
+    voice = write_video(tmp_path / "voice.m4a", None, audio=np.zeros(16000, np.float32), sample_rate=16000)
+    with pytest.raises(NoVideoStreamError, match=r"voice\.m4a: no video stream \(an audio-only file\)"):
+        detector.predict(voice)
 
 
 def test_chunked_streaming_covers_the_whole_video(trained_tiny, tmp_path) -> None:  # noqa: F811

@@ -3,7 +3,20 @@ audio-only files, leading silence the model was trained without, videos shorter 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from inference_fixtures import FPS, SAMPLE_RATE, talking_video
+
+from avforensics.cli import main
+from avforensics.experiment.checkpoint import PAYLOAD_KEY
 from avforensics.inference.cli import summary_table
+from avforensics.inference.detector import Detector
+from avforensics.media.decode import decode
+from avforensics.media.encode import write_video
 
 
 def test_the_table_shows_the_threshold_each_verdict_was_decided_by() -> None:
@@ -21,3 +34,74 @@ def test_the_table_shows_the_threshold_each_verdict_was_decided_by() -> None:
         "ERROR                                                     c.mp4: EmptyFileError: file is empty",
         "2 scored, 1 failed (1 recorded by an earlier run)",
     ]
+
+
+def detect(capsys: pytest.CaptureFixture, *arguments: str) -> tuple[int, str]:
+    """(exit code, stdout + stderr) of `avforensics detect` run in this process."""
+    capsys.readouterr()
+    code = main(["detect", *arguments])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_an_audio_only_file_is_refused_in_the_words_of_the_command_line(trained_tiny, tmp_path, capsys):
+    tone = 0.3 * np.sin(np.arange(SAMPLE_RATE) / 5)
+    voice = write_video(tmp_path / "voice.m4a", None, audio=tone, sample_rate=SAMPLE_RATE)
+    out = tmp_path / "results.jsonl"
+    model = str(trained_tiny["checkpoint"])
+    code, printed = detect(capsys, str(voice), "--model", model, "--jsonl", str(out))
+    assert code == 1
+    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (record["status"], record["error"]) == ("error", "NoVideoStreamError")
+    assert record["reason"] == (
+        "no video stream (an audio-only file): the detectors score a face track together with its voice, so "
+        "a file without pictures cannot be scored"
+    )
+    assert f"voice.m4a: NoVideoStreamError: {record['reason']}" in printed
+    assert "require_video" not in printed
+
+
+def lossless_clip(path: Path, frames: np.ndarray, audio: np.ndarray) -> Path:
+    """Lossless picture and sound, so a file and its trimmed copy decode to exactly the same samples."""
+    return write_video(path, frames, FPS, audio, SAMPLE_RATE, crf=0, audio_codec="pcm_s16le")
+
+
+def test_a_model_trained_on_trimmed_audio_trims_leading_silence_at_inference(trained_tiny, tmp_path):
+    checkpoint = torch.load(trained_tiny["checkpoint"], map_location="cpu", weights_only=True)
+    checkpoint[PAYLOAD_KEY]["config"]["data"]["options"]["trim_silence"] = True  # as trained with it
+    trimming = tmp_path / "trimmed-training.ckpt"
+    torch.save(checkpoint, trimming)
+    source = tmp_path / "source.mkv"
+    talking_video(source, 2.0)
+    decoded = decode(source)
+    silence = 10  # frames: 0.4 s of digital silence before the voice starts
+    audio = decoded.audio.copy()
+    audio[: silence * 640] = 0
+    untrimmed = lossless_clip(tmp_path / "untrimmed.mkv", decoded.frames, audio)
+    trimmed = lossless_clip(tmp_path / "trimmed.mkv", decoded.frames[silence:], audio[silence * 640 :])
+
+    detector = Detector.from_checkpoint(trimming)
+    assert detector.preprocessing.options.trim_silence
+    report, reference = detector.predict(untrimmed), detector.predict(trimmed)
+    for head in ("p_fake", "p_video_fake", "p_audio_fake"):
+        assert getattr(report, head) == pytest.approx(getattr(reference, head), abs=1e-6)
+    # The same windows, placed on the untrimmed file's timeline.
+    assert [s.start for s in report.segments] == pytest.approx([0.4 + s.start for s in reference.segments])
+    assert [s.p_fake for s in report.segments] == pytest.approx([s.p_fake for s in reference.segments])
+    assert any("0.40 s of leading silence trimmed before scoring" in note for note in report.warnings)
+    # A model trained on untrimmed audio scores the silence, and the file differently.
+    plain = Detector.from_checkpoint(trained_tiny["checkpoint"]).predict(untrimmed)
+    assert abs(plain.p_audio_fake - report.p_audio_fake) > 1e-3
+
+
+def test_a_video_shorter_than_one_window_is_padded_and_scored_with_a_warning(trained_tiny, tmp_path):
+    """tiny_av reads 8-frame windows; the clip has 5 frames, padded as the training loader pads."""
+    short = talking_video(tmp_path / "short.mp4", 0.2)
+    report = Detector.from_checkpoint(trained_tiny["checkpoint"]).predict(short)
+    assert 0.0 <= report.p_fake <= 1.0 and report.p_audio_fake is not None
+    assert [(s.start, s.end) for s in report.segments] == [(0.0, 0.2)]
+    assert report.duration == 0.2
+    assert (
+        f"{short}: 5 frame(s) (0.20 s), shorter than one window of 8 frames; scored as one window padded by "
+        "repeating the last frame, with silence, as in training"
+    ) in report.warnings

@@ -126,6 +126,15 @@ class Detector:
         notes = [n for n in media_notes if not VideoChunks.is_streaming_note(n)] + tally.face_notes()
         if not tally.audio_present:
             notes.append(f"{name}: no audio track; scored from the video alone, p_audio_fake is null")
+        if trimmed := chunks.trimmed_frames:
+            notes.append(f"{name}: {trimmed / tally.fps:.2f} s of leading silence trimmed before scoring, as "
+                         "the model was trained; segment times are in the untrimmed file")
+        if padded := chunks.padded_frames:
+            window = self.preprocessing.clip_frames
+            length = window - padded
+            notes.append(f"{name}: {length} frame(s) ({length / tally.fps:.2f} s), shorter than one window "
+                         f"of {window} frames; scored as one window padded by repeating the last frame, "
+                         "with silence, as in training")
         if unscored := chunks.unscored_frames:
             notes.append(f"{name}: last {unscored} frame(s) ({unscored / tally.fps:.2f} s) are shorter "
                          "than a window and not scored")
@@ -178,7 +187,8 @@ class _Tally:
             values = {h: None if p is None else float(p[index]) for h, p in probabilities.items()}
             if not chunk.audio_present:
                 values["p_audio_fake"] = None
-            self.segments.append(Segment(round(start, 6), round(start + self.window_seconds, 6), **values))
+            seconds = self.window_seconds - item.get("padded_frames", 0) / self.fps  # real frames only
+            self.segments.append(Segment(round(start, 6), round(start + seconds, 6), **values))
         self.found += int(chunk.crops.face_found.sum())
         self.frames += chunk.n_frames
         self.no_face &= chunk.crops.no_face

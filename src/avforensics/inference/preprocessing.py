@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from avforensics.data.prepare import PrepareOptions
+from avforensics.data.silence import frame_offset, trim_clip
 from avforensics.data.windows import cut_windows
 from avforensics.experiment.config import ExperimentConfig
 from avforensics.media.clips import samples_per_frame
 from avforensics.media.decode import iter_windows
-from avforensics.media.errors import MediaTooShortError
+from avforensics.media.errors import MediaTooShortError, NoVideoStreamError
 from avforensics.media.faces import FaceCrops, FaceDetector, crop_faces, track_faces
 
 DEFAULT_CHUNK_SECONDS = 30.0
@@ -57,6 +58,8 @@ class Preprocessing:
             prepare = PrepareOptions(**json.loads(settings.read_text(encoding="utf-8"))["options"])
         else:
             prepare = PrepareOptions(**{"size": image_size, **(options.get("prepare_options") or {})})
+        if options.get("trim_silence"):  # trimmed by the loader (data.options.trim_silence), not the cache
+            prepare = dataclasses.replace(prepare, trim_silence=True)
         return cls(config.data.clip_frames, image_size, prepare)
 
 
@@ -78,9 +81,11 @@ _CHUNK_PADDING_NOTE = "last window has "
 class VideoChunks:
     """Iterate over the chunks of `path`: decoded, face-tracked and cropped per chunk, cut into windows.
 
-    A tail shorter than one window is not scored (the test-time protocol of the papers); `unscored_frames`
-    counts it once iteration is over. A video must hold at least one whole window: a shorter one raises
-    MediaTooShortError naming the file.
+    As in training: leading silence is trimmed when the model was trained on trimmed clips
+    (`options.trim_silence`, measured on the first chunk: the whole video when it fits in one), and a video
+    shorter than one window is scored as one window padded by repeating its last frame. A tail shorter
+    than one window is not scored (the test-time protocol of the papers); `unscored_frames` counts it and
+    `trimmed_frames` the leading frames cut with the silence, once iteration is over.
     """
 
     def __init__(
@@ -98,36 +103,96 @@ class VideoChunks:
         window = preprocessing.clip_frames
         self.chunk_frames = max(1, round(chunk_seconds * preprocessing.options.fps / window)) * window
         self.unscored_frames = 0
+        self.trimmed_frames = 0
+        self.padded_frames = 0
 
     def __iter__(self) -> Iterator[Chunk]:
         options, window = self.preprocessing.options, self.preprocessing.clip_frames
+        pending = _Pending(samples_per_frame(options.fps, options.sample_rate))
+        scored = 0
+        for frames, audio in self._pieces():
+            pending.add(frames, audio)
+            while len(pending) >= self.chunk_frames:
+                yield self._chunk(self.trimmed_frames + scored, *pending.take(self.chunk_frames))
+                scored += self.chunk_frames
+        usable = len(pending) // window * window if scored or len(pending) >= window else len(pending)
+        if usable:
+            self.padded_frames = window - usable if usable < window else 0
+            yield self._chunk(self.trimmed_frames + scored, *pending.take(usable))
+        elif not scored:
+            trimmed = " after trimming its leading silence (silent throughout)" if self.trimmed_frames else ""
+            raise MediaTooShortError(self.path, f"no video frames left to score{trimmed}")
+        self.unscored_frames = len(pending)
+
+    def _pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """The decoded video in pieces of `chunk_frames` frames (the last may be shorter), its leading
+        silence trimmed from the first piece when the model was trained so."""
+        options = self.preprocessing.options
         spf = samples_per_frame(options.fps, options.sample_rate)
-        tracker = options.tracker()
         pieces = iter_windows(
             self.path, self.chunk_frames, fps=options.fps, sample_rate=options.sample_rate,
             max_side=options.max_side, partial="pad",
         )
-        for piece in pieces:
-            self.unscored_frames += piece.n_valid % window
-            if piece.n_valid < window:
-                if piece.index == 0:
-                    raise MediaTooShortError(
-                        self.path,
-                        f"video has {piece.n_valid} frame(s) ({piece.n_valid / options.fps:.2f} s), shorter "
-                        f"than one window of {window} frames ({window / options.fps:.2f} s)",
-                    )
-                continue
-            frames = piece.frames[: piece.n_valid]
-            audio = piece.audio[: piece.n_valid * spf] if piece.audio is not None else None
-            track = track_faces(frames, self.face_detector, tracker, self.path)
-            crops = crop_faces(frames, track, tracker, self.path)
-            windows = window_items(crops.frames, audio, self.preprocessing, str(self.path))
-            yield Chunk(piece.start_frame, piece.n_valid, crops, audio is not None, windows)
+        try:
+            for piece in pieces:
+                frames = piece.frames[: piece.n_valid]
+                audio = piece.audio[: piece.n_valid * spf] if piece.audio is not None else None
+                if piece.index == 0 and options.trim_silence and audio is not None:
+                    frames, audio, seconds = trim_clip(frames, audio, options.fps, options.sample_rate)
+                    self.trimmed_frames = frame_offset(seconds, options.fps)
+                yield frames, audio
+        except NoVideoStreamError as error:
+            raise NoVideoStreamError(error.path, _AUDIO_ONLY) from None
+
+    def _chunk(self, start_frame: int, frames: np.ndarray, audio: np.ndarray | None) -> Chunk:
+        tracker = self.preprocessing.options.tracker()
+        track = track_faces(frames, self.face_detector, tracker, self.path)
+        crops = crop_faces(frames, track, tracker, self.path)
+        windows = window_items(crops.frames, audio, self.preprocessing, str(self.path))
+        return Chunk(start_frame, len(frames), crops, audio is not None, windows)
 
     @staticmethod
     def is_streaming_note(message: str) -> bool:
         """True for media warnings about the padding of the last chunk, which is never scored."""
         return _CHUNK_PADDING_NOTE in message
+
+
+_AUDIO_ONLY = (
+    "no video stream (an audio-only file): the detectors score a face track together with its voice, so a "
+    "file without pictures cannot be scored"
+)
+
+
+class _Pending:
+    """Decoded frames and their audio waiting to be cut into chunks (at most about two chunks' worth)."""
+
+    def __init__(self, samples_per_frame: int) -> None:
+        self.samples_per_frame = samples_per_frame
+        self.frames: list[np.ndarray] = []
+        self.audio: list[np.ndarray] | None = []
+
+    def __len__(self) -> int:
+        return sum(len(frames) for frames in self.frames)
+
+    def add(self, frames: np.ndarray, audio: np.ndarray | None) -> None:
+        self.frames.append(frames)
+        if audio is None:
+            self.audio = None
+        elif self.audio is not None:
+            self.audio.append(audio)
+
+    def take(self, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The first `count` frames (and their audio), removed from what is pending."""
+        frames = np.concatenate(self.frames) if len(self.frames) > 1 else self.frames[0]
+        taken, rest = frames[:count], frames[count:]
+        self.frames = [rest] if len(rest) else []
+        audio = None
+        if self.audio is not None:
+            samples = np.concatenate(self.audio) if len(self.audio) > 1 else self.audio[0]
+            cut = count * self.samples_per_frame
+            audio, remaining = samples[:cut], samples[cut:]
+            self.audio = [remaining] if len(remaining) else []
+        return taken, audio
 
 
 def window_items(
