@@ -13,7 +13,7 @@ from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score, roc_curve
 
-from avforensics.eval.aggregate import TableError
+from avforensics.eval.aggregate import Scored, TableError
 from avforensics.eval.metrics import (
     MetricUndefined,
     binary_metrics,
@@ -21,7 +21,7 @@ from avforensics.eval.metrics import (
     compute_detection_metrics,
     equal_error_rate,
 )
-from avforensics.eval.plots import plot_detection
+from avforensics.eval.plots import plot_detection, pr_figure, roc_figure
 
 
 def _reference_eer(y: np.ndarray, s: np.ndarray) -> float:
@@ -187,3 +187,12 @@ def test_plots_are_pngs(tmp_path):
     expected = [f"{kind}_video_{head}.png" for kind in ("hist", "pr", "roc") for head in ("overall", "video")]
     assert names == expected
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_roc_and_pr_plots_carry_their_auc_and_ap_in_the_title():
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    scored = Scored(scores, labels, np.array(["RVRA"] * 6), np.array(["m"] * 6))
+    # AUC: 8 of the 9 (fake, real) pairs are ordered right; AP by hand: (1 + 1 + 3/4) / 3.
+    assert roc_figure(scored, "overall head").axes[0].get_title() == "overall head\nAUC 0.889"
+    assert pr_figure(scored, "overall head").axes[0].get_title() == "overall head\nAP 0.917"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from avforensics.eval.aggregate import HEADS, Scored, check_table, head_scores, video_level, window_level
 
@@ -43,23 +43,25 @@ def plot_detection(
             if len(np.unique(scored.labels)) < 2:
                 warnings.warn(f"{title}: one class only, ROC and PR curves not drawn", stacklevel=2)
                 continue
-            written.append(_save(_roc(scored, title), directory / f"roc_{level}_{head}.png"))
-            written.append(_save(_pr(scored, title), directory / f"pr_{level}_{head}.png"))
+            written.append(_save(roc_figure(scored, title), directory / f"roc_{level}_{head}.png"))
+            written.append(_save(pr_figure(scored, title), directory / f"pr_{level}_{head}.png"))
     return written
 
 
-def _roc(scored: Scored, title: str) -> Figure:
+def roc_figure(scored: Scored, title: str) -> Figure:
+    """The ROC curve, its AUC in the title (as the metric tables compute it)."""
     fpr, tpr, _ = roc_curve(scored.labels, scored.scores)
-    figure, axes = _figure(title)
+    figure, axes = _figure(f"{title}\nAUC {roc_auc_score(scored.labels, scored.scores):.3f}")
     axes.plot(fpr, tpr, drawstyle="steps-post")
     axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
     axes.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
     return figure
 
 
-def _pr(scored: Scored, title: str) -> Figure:
+def pr_figure(scored: Scored, title: str) -> Figure:
+    """The precision-recall curve, its average precision in the title (as the metric tables compute it)."""
     precision, recall, _ = precision_recall_curve(scored.labels, scored.scores)
-    figure, axes = _figure(title)
+    figure, axes = _figure(f"{title}\nAP {average_precision_score(scored.labels, scored.scores):.3f}")
     axes.plot(recall, precision, drawstyle="steps-post")
     axes.axhline(scored.labels.mean(), linestyle=":", color="grey")  # a random detector's precision
     axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
