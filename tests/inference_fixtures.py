@@ -51,6 +51,10 @@ class TinyAVDetector(DetectorModel):
         self.fusion_head = nn.Linear(2 * hidden, 1)
         self.no_audio = nn.Parameter(torch.zeros(hidden))
 
+    @property
+    def audio_head_ignores_video(self) -> bool:
+        return True
+
     def forward(self, batch: Batch) -> Outputs:
         frames = batch["frames"]
         grid = nn.functional.adaptive_avg_pool2d(frames.flatten(0, 1), 2).reshape(*frames.shape[:2], 12)

@@ -10,8 +10,7 @@ from data_windows_fixtures import CentreFaceDetector
 from inference_fixtures import talking_video
 
 from avforensics import Detector
-from avforensics.media.encode import write_video
-from avforensics.media.errors import EmptyFileError, NoVideoStreamError
+from avforensics.media.errors import EmptyFileError
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def test_report_fields_and_stream_input(trained_tiny, detector, tmp_path) -> Non
     assert [(s.start, s.end) for s in report.segments] == [(0.0, 0.32), (0.32, 0.64), (0.64, 0.96)]
     assert report.duration == pytest.approx(0.96)
     assert report.faces_found == 1.0
-    assert report.flags == {"no_audio": False, "no_face": False}
+    assert report.flags == {"no_audio": False, "no_face": False, "no_video": False}
     assert report.calibrated is False and report.threshold == 0.5
     assert report.verdict == ("fake" if report.p_fake >= 0.5 else "real")
     assert report.model.startswith("tiny_av/small@")
@@ -65,9 +64,6 @@ def test_unscorable_inputs_raise_typed_errors(detector, tmp_path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(EmptyFileError):
         detector.predict(empty)
-    voice = write_video(tmp_path / "voice.m4a", None, audio=np.zeros(16000, np.float32), sample_rate=16000)
-    with pytest.raises(NoVideoStreamError, match=r"voice\.m4a: no video stream \(an audio-only file\)"):
-        detector.predict(voice)
 
 
 def test_chunked_streaming_covers_the_whole_video(trained_tiny, tmp_path) -> None:  # noqa: F811

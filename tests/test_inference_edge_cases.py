@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from inference_fixtures import FPS, SAMPLE_RATE, talking_video
+from inference_fixtures import FPS, SAMPLE_RATE, TinyAVDetector, talking_video
 
 from avforensics.cli import main
 from avforensics.experiment.checkpoint import PAYLOAD_KEY
@@ -44,7 +44,28 @@ def detect(capsys: pytest.CaptureFixture, *arguments: str) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
-def test_an_audio_only_file_is_refused_in_the_words_of_the_command_line(trained_tiny, tmp_path, capsys):
+def test_an_audio_only_file_is_scored_by_the_audio_head_alone(trained_tiny, tmp_path):
+    """tiny_av's audio head reads the audio alone: the file's p_audio_fake is what it is inside a video."""
+    decoded = decode(talking_video(tmp_path / "talk.mp4", 1.0))
+    video = lossless_clip(tmp_path / "talk.mkv", decoded.frames, decoded.audio)
+    voice = write_video(tmp_path / "voice.wav", None, audio=decoded.audio, sample_rate=SAMPLE_RATE,
+                        audio_codec="pcm_s16le")
+    detector = Detector.from_checkpoint(trained_tiny["checkpoint"])
+    report, with_pictures = detector.predict(voice), detector.predict(video)
+    assert report.p_video_fake is None and report.p_fake == report.p_audio_fake
+    assert report.p_audio_fake == pytest.approx(with_pictures.p_audio_fake, abs=1e-6)
+    assert [s.start for s in report.segments] == [s.start for s in with_pictures.segments]
+    assert all(s.p_video_fake is None and s.p_fake == s.p_audio_fake for s in report.segments)
+    assert report.flags == {"no_audio": False, "no_face": True, "no_video": True}
+    assert report.threshold == detector.calibration.head("p_audio_fake").threshold
+    assert f"{voice}: no video track; scored from the audio head alone: p_fake is its p_audio_fake, " \
+        "p_video_fake is null" in report.warnings
+
+
+def test_an_audio_only_file_a_model_cannot_score_is_refused_in_command_line_words(
+    trained_tiny, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(TinyAVDetector, "audio_head_ignores_video", property(lambda self: False))
     tone = 0.3 * np.sin(np.arange(SAMPLE_RATE) / 5)
     voice = write_video(tmp_path / "voice.m4a", None, audio=tone, sample_rate=SAMPLE_RATE)
     out = tmp_path / "results.jsonl"
@@ -53,9 +74,9 @@ def test_an_audio_only_file_is_refused_in_the_words_of_the_command_line(trained_
     assert code == 1
     [record] = [json.loads(line) for line in out.read_text().splitlines()]
     assert (record["status"], record["error"]) == ("error", "NoVideoStreamError")
-    assert record["reason"] == (
-        "no video stream (an audio-only file): the detectors score a face track together with its voice, so "
-        "a file without pictures cannot be scored"
+    assert record["reason"].startswith("no video stream (an audio-only file), and tiny_av/small@")
+    assert record["reason"].endswith(
+        "cannot score sound alone: it has no audio head, or its audio head also reads the pictures"
     )
     assert f"voice.m4a: NoVideoStreamError: {record['reason']}" in printed
     assert "require_video" not in printed

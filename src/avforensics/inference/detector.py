@@ -25,9 +25,15 @@ import torch
 from avforensics.experiment.data import collate_windows
 from avforensics.inference.calibration import Calibration
 from avforensics.inference.checkpoint import load_checkpoint
-from avforensics.inference.preprocessing import DEFAULT_CHUNK_SECONDS, Chunk, Preprocessing, VideoChunks
+from avforensics.inference.preprocessing import (
+    DEFAULT_CHUNK_SECONDS,
+    AudioOnlyChunks,
+    Chunk,
+    Preprocessing,
+    VideoChunks,
+)
 from avforensics.inference.report import HEADS, Report, Segment
-from avforensics.media.errors import MediaWarning
+from avforensics.media.errors import MediaWarning, NoVideoStreamError
 from avforensics.media.faces import FaceDetector
 from avforensics.models.base import DetectorModel
 
@@ -111,12 +117,24 @@ class Detector:
         }
 
     def _predict_path(self, path: Path, name: str) -> Report:
+        try:
+            return self._score(VideoChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds),
+                               name)
+        except NoVideoStreamError:
+            if not self.model.audio_head_ignores_video:
+                raise NoVideoStreamError(
+                    path, f"no video stream (an audio-only file), and {self.model_id} cannot score sound "
+                    "alone: it has no audio head, or its audio head also reads the pictures"
+                ) from None
+        return self._score(AudioOnlyChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds),
+                           name)
+
+    def _score(self, chunks: VideoChunks, name: str) -> Report:
         started = time.perf_counter()
         model_seconds = 0.0
         tally = _Tally(self.preprocessing.options.fps, self.preprocessing.clip_frames)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MediaWarning)
-            chunks = VideoChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds)
             for chunk in chunks:
                 tick = time.perf_counter()
                 probabilities = self._calibrated(self.window_logits(chunk.windows))
@@ -126,6 +144,9 @@ class Detector:
         notes = [n for n in media_notes if not VideoChunks.is_streaming_note(n)] + tally.face_notes()
         if not tally.audio_present:
             notes.append(f"{name}: no audio track; scored from the video alone, p_audio_fake is null")
+        if not tally.video_present:
+            notes.append(f"{name}: no video track; scored from the audio head alone: p_fake is its "
+                         "p_audio_fake, p_video_fake is null")
         if trimmed := chunks.trimmed_frames:
             notes.append(f"{name}: {trimmed / tally.fps:.2f} s of leading silence trimmed before scoring, as "
                          "the model was trained; segment times are in the untrimmed file")
@@ -138,7 +159,7 @@ class Detector:
         if unscored := chunks.unscored_frames:
             notes.append(f"{name}: last {unscored} frame(s) ({unscored / tally.fps:.2f} s) are shorter "
                          "than a window and not scored")
-        head = self.calibration.head("p_fake")
+        head = self.calibration.head("p_fake" if tally.video_present else "p_audio_fake")
         scores = {h: _mean([getattr(s, h) for s in tally.segments]) for h in HEADS}
         total = time.perf_counter() - started
         duration = tally.segments[-1].end if tally.segments else 0.0
@@ -154,7 +175,8 @@ class Detector:
             duration=duration,
             segments=tally.segments,
             faces_found=tally.found / tally.frames if tally.frames else 0.0,
-            flags={"no_audio": not tally.audio_present, "no_face": tally.no_face},
+            flags={"no_audio": not tally.audio_present, "no_face": tally.no_face,
+                   "no_video": not tally.video_present},
             warnings=list(dict.fromkeys(notes)),
             timing={
                 "decode_and_faces_s": round(total - model_seconds, 4),
@@ -178,7 +200,7 @@ class _Tally:
         self.fps, self.window_seconds = fps, clip_frames / fps
         self.segments: list[Segment] = []
         self.found = self.frames = 0
-        self.no_face = self.audio_present = True
+        self.no_face = self.audio_present = self.video_present = True
         self.chunk_notes: list[tuple[int, int, list[str]]] = []  # (start frame, frames, warnings)
 
     def add(self, chunk: Chunk, probabilities: dict[str, torch.Tensor | None]) -> None:
@@ -187,12 +209,15 @@ class _Tally:
             values = {h: None if p is None else float(p[index]) for h, p in probabilities.items()}
             if not chunk.audio_present:
                 values["p_audio_fake"] = None
+            if not chunk.video_present:  # blank frames: only the audio head's answer is about this file
+                values["p_video_fake"], values["p_fake"] = None, values["p_audio_fake"]
             seconds = self.window_seconds - item.get("padded_frames", 0) / self.fps  # real frames only
             self.segments.append(Segment(round(start, 6), round(start + seconds, 6), **values))
         self.found += int(chunk.crops.face_found.sum())
         self.frames += chunk.n_frames
         self.no_face &= chunk.crops.no_face
         self.audio_present &= chunk.audio_present
+        self.video_present &= chunk.video_present
         self.chunk_notes.append((chunk.start_frame, chunk.n_frames, chunk.crops.warnings))
 
     def face_notes(self) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,8 @@ from avforensics.data.silence import frame_offset, trim_clip
 from avforensics.data.windows import cut_windows
 from avforensics.experiment.config import ExperimentConfig
 from avforensics.media.clips import samples_per_frame
-from avforensics.media.decode import iter_windows
-from avforensics.media.errors import MediaTooShortError, NoVideoStreamError
+from avforensics.media.decode import decode, iter_windows, probe
+from avforensics.media.errors import MediaTooShortError
 from avforensics.media.faces import FaceCrops, FaceDetector, crop_faces, track_faces
 
 DEFAULT_CHUNK_SECONDS = 30.0
@@ -72,6 +73,7 @@ class Chunk:
     crops: FaceCrops
     audio_present: bool
     windows: list[dict[str, Any]]
+    video_present: bool = True
 
 
 # iter_windows' note on the padded last chunk: the padding is internal to streaming (it is never scored).
@@ -133,16 +135,13 @@ class VideoChunks:
             self.path, self.chunk_frames, fps=options.fps, sample_rate=options.sample_rate,
             max_side=options.max_side, partial="pad",
         )
-        try:
-            for piece in pieces:
-                frames = piece.frames[: piece.n_valid]
-                audio = piece.audio[: piece.n_valid * spf] if piece.audio is not None else None
-                if piece.index == 0 and options.trim_silence and audio is not None:
-                    frames, audio, seconds = trim_clip(frames, audio, options.fps, options.sample_rate)
-                    self.trimmed_frames = frame_offset(seconds, options.fps)
-                yield frames, audio
-        except NoVideoStreamError as error:
-            raise NoVideoStreamError(error.path, _AUDIO_ONLY) from None
+        for piece in pieces:
+            frames = piece.frames[: piece.n_valid]
+            audio = piece.audio[: piece.n_valid * spf] if piece.audio is not None else None
+            if piece.index == 0 and options.trim_silence and audio is not None:
+                frames, audio, seconds = trim_clip(frames, audio, options.fps, options.sample_rate)
+                self.trimmed_frames = frame_offset(seconds, options.fps)
+            yield frames, audio
 
     def _chunk(self, start_frame: int, frames: np.ndarray, audio: np.ndarray | None) -> Chunk:
         tracker = self.preprocessing.options.tracker()
@@ -157,10 +156,37 @@ class VideoChunks:
         return _CHUNK_PADDING_NOTE in message
 
 
-_AUDIO_ONLY = (
-    "no video stream (an audio-only file): the detectors score a face track together with its voice, so a "
-    "file without pictures cannot be scored"
-)
+class AudioOnlyChunks(VideoChunks):
+    """The chunks of an audio-only file, for a model whose audio head reads the audio alone: the sound cut
+    into windows as a video's would be (trimmed and padded alike), with blank frames no head used is shown.
+    """
+
+    def _pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        options = self.preprocessing.options
+        spf = samples_per_frame(options.fps, options.sample_rate)
+        seconds = self.chunk_frames / options.fps
+        declared = probe(self.path).duration
+        spans = [(k * seconds, min(seconds, declared - k * seconds))
+                 for k in range(math.ceil(declared / seconds))] if declared else [(0.0, None)]
+        for index, (start, duration) in enumerate(spans):
+            audio = decode(self.path, options.fps, options.sample_rate, start=start, duration=duration,
+                           require_video=False).audio
+            audio = audio[: len(audio) // spf * spf]
+            if index == 0 and options.trim_silence:
+                _, audio, cut = trim_clip(None, audio, options.fps, options.sample_rate)
+                self.trimmed_frames = frame_offset(cut, options.fps)
+            size = self.preprocessing.image_size  # untouched pages of zeros cost no memory
+            yield np.zeros((len(audio) // spf, size, size, 3), np.uint8), audio
+
+    def _chunk(self, start_frame: int, frames: np.ndarray, audio: np.ndarray | None) -> Chunk:
+        options = self.preprocessing.options
+        count = len(frames)
+        crops = FaceCrops(frames, np.zeros((count, 4), np.float32), np.zeros(count, bool),
+                          np.zeros(count, np.int64), True, 0.0, [])
+        windows = cut_windows(frames, audio, self.preprocessing.clip_frames, fps=options.fps,
+                              sample_rate=options.sample_rate, image_size=self.preprocessing.image_size,
+                              video_id=str(self.path))
+        return Chunk(start_frame, count, crops, True, windows, video_present=False)
 
 
 class _Pending:

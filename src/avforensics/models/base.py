@@ -98,6 +98,12 @@ class DetectorModel(nn.Module, abc.ABC):
         layers); parameters no prefix matches train at the configured lr."""
         return {}
 
+    @property
+    def audio_head_ignores_video(self) -> bool:
+        """True when the audio head's logit depends on the audio alone (no cross-modal layer before it): then
+        inference can score an audio-only file from that head. False by default: the safe answer."""
+        return False
+
     def frozen_backbone_ids(self) -> dict[str, str]:
         """Identifiers (name and weight hash) of frozen pretrained parts, stored in checkpoints."""
         return {}

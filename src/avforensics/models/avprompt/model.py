@@ -162,6 +162,10 @@ class AVPromptDetector(DetectorModel):
     def fused(self) -> bool:
         return self.visual is not None and self.audio is not None
 
+    @property
+    def audio_head_ignores_video(self) -> bool:
+        return self.audio is not None  # the audio branch reads the log-mel alone (Eq. 11)
+
     def forward(self, batch: Batch) -> Outputs:
         embeddings: dict[str, Tensor] = {}
         extras: dict[str, Tensor] = {}

@@ -153,6 +153,10 @@ class CADDetector(DetectorModel):
             backbones["audio_whisper"] = self.audio_encoder.whisper
         return backbones
 
+    @property
+    def audio_head_ignores_video(self) -> bool:
+        return self.audio_visual  # x_a: the audio-specific encoder over Whisper's layers, no video input
+
     # ---------------------------------------------------------------- forward
 
     def forward(self, batch: Batch) -> Outputs:

@@ -272,6 +272,10 @@ class MACBDF(DetectorModel):
         if audio_weights is not None:
             init_audio_from_whisper(self.audio_encoder, load_whisper_encoder(audio_weights), audio_weights)
 
+    @property
+    def audio_head_ignores_video(self) -> bool:
+        return len(self.levels) == 0  # each cross-modal level mixes video into the audio tokens
+
     # ---------------------------------------------------------------- forward
     def forward(self, batch: Batch) -> Outputs:
         present = batch["audio_present"].to(torch.bool)
