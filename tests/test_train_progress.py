@@ -53,6 +53,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # a fresh process imports Lightning and trains: 15-35 s on two busy cores
 def test_training_prints_one_progress_line_and_none_of_lightnings_noise(tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])}
