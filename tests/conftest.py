@@ -8,18 +8,15 @@ from typing import Any
 
 import pytest
 import torch
+from data_windows_fixtures import one_torch_thread
 from inference_fixtures import tiny_config
 
 
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """Many engineers share 2 cores here; tiny models run far faster on one thread than fighting for two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,7 @@ VIDEOS = 40
 KILL_AFTER = 6  # entries written before the kill
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with wx.one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()

@@ -30,10 +30,7 @@ from avforensics.media.encode import write_video
 T, SIZE, SPF = 16, 32, 640  # frames per window, frame side, audio samples per frame (16 kHz / 25 fps)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with wx.one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
