@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from avforensics.media.boxcrop import crop_resize
+from avforensics.media.boxcrop import crop_resize_frame
 from avforensics.media.boxes import box_area, box_overlap
 from avforensics.media.mtcnn import MTCNN, FaceDetections
 
@@ -276,9 +276,7 @@ def crop_faces(
         squares = _crop_squares(track.boxes, config.margin)
     crops = np.zeros((length, config.size, config.size, 3), dtype=np.uint8)
     for index in range(length):
-        pixels = torch.from_numpy(np.ascontiguousarray(frames[index])).permute(2, 0, 1).float()
-        crop = crop_resize(pixels, torch.from_numpy(squares[index : index + 1]), config.size)[0]
-        crops[index] = crop.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        crops[index] = crop_resize_frame(np.asarray(frames[index]), squares[index], config.size)
     return FaceCrops(
         frames=crops,
         boxes=squares,
