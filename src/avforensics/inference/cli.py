@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     detect.add_argument("--labels", metavar="MANIFEST", help="manifest CSV with path, label, fake_periods: "
                         "known fake periods are shaded in the timelines")
     detect.add_argument("--workers", type=int, default=1, help="processes scoring videos in parallel")
-    detect.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    detect.add_argument("--batch-size", type=int,
+                        help="windows per forward pass (default: as many as hold 128 frames)")
     detect.add_argument("--chunk-seconds", type=float, default=30.0,
                         help="seconds of video decoded and face-tracked at once (bounds memory)")
     detect.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -54,7 +55,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from avforensics.inference.inputs import expand_inputs, known_fake_periods
     from avforensics.inference.results import ResultsFileError, ResultsLog
 
-    if args.workers < 1 or args.batch_size < 1 or args.chunk_seconds <= 0:
+    if args.workers < 1 or (args.batch_size is not None and args.batch_size < 1) or args.chunk_seconds <= 0:
         return _usage("--workers and --batch-size must be >= 1 and --chunk-seconds > 0")
     inputs, unmatched = expand_inputs(args.paths)
     if unmatched:
