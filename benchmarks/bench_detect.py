@@ -17,6 +17,7 @@ the weights' values.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -88,9 +89,10 @@ def prepare_all(video: Path, preprocessing: Preprocessing, faces: MTCNN) -> None
         pass
 
 
-def stage_seconds(video: Path, detector: Detector) -> dict[str, float]:
-    """Seconds spent in each stage of `detect` on `video`, each stage run on the previous one's output
-    through the same public functions `Detector.predict` chains, then the whole `predict` once."""
+def stage_seconds(video: Path, detector: Detector, clock=time.perf_counter) -> dict[str, float]:
+    """Seconds (of `clock`) spent in each stage of `detect` on `video`, each stage run on the previous
+    one's output through the same public functions `Detector.predict` chains, then the whole `predict`
+    once (after the stages, so it finds kernels chosen and memory allocated, as a long run does)."""
     preprocessing, faces = detector.preprocessing, detector.face_detector
     options, tracker = preprocessing.options, preprocessing.options.tracker()
     spf = samples_per_frame(options.fps, options.sample_rate)
@@ -98,9 +100,9 @@ def stage_seconds(video: Path, detector: Detector) -> dict[str, float]:
     spent = dict.fromkeys(STAGES, 0.0)
 
     def timed(stage: str, run, *arguments):
-        start = time.perf_counter()
+        start = clock()
         result = run(*arguments)
-        spent[stage] += time.perf_counter() - start
+        spent[stage] += clock() - start
         return result
 
     pieces = timed("decode", list, iter_windows(video, chunk_frames, fps=options.fps,
@@ -113,17 +115,18 @@ def stage_seconds(video: Path, detector: Detector) -> dict[str, float]:
         crops = timed("crops", crop_faces, frames, track, tracker, video)
         windows = timed("windows", window_items, crops.frames, audio, preprocessing, str(video))
         timed("model", detector.window_logits, windows)
-    start = time.perf_counter()
+    start = clock()
     detector.predict(video)
-    spent["total"] = time.perf_counter() - start
+    spent["total"] = clock() - start
     return spent
 
 
-def print_stage_table(sizes: list[str], names: list[str], inputs: Path) -> None:
+def print_stage_table(sizes: list[str], names: list[str], inputs: Path, cpu: bool) -> None:
     """Real-time factor of each stage and of `detect` as a whole, per input size and detector."""
     faces = MTCNN()
-    print(f"\nreal-time factor = seconds of work / {SECONDS} s of video (30 fps talking head); "
-          f"{torch.get_num_threads()} torch threads")
+    clock = time.process_time if cpu else time.perf_counter
+    print(f"\nreal-time factor = {'CPU' if cpu else 'wall'} seconds of work / {SECONDS} s of video (30 fps "
+          f"talking head); {torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f}")
     header = ("input", "detector", *STAGES, "sum", "detect", "target", "met")
     rows = [header]
     for size in sizes:
@@ -133,8 +136,7 @@ def print_stage_table(sizes: list[str], names: list[str], inputs: Path) -> None:
             preprocessing = Preprocessing.from_config(config)
             model = build_model(config.model.name, config.model.config, **config.model.overrides).eval()
             detector = Detector(model, preprocessing, face_detector=faces, batch_size=config.data.batch_size)
-            detector.predict(video)  # warm-up: first calls allocate and pick kernels
-            spent = stage_seconds(video, detector)
+            spent = stage_seconds(video, detector, clock)
             factors = {stage: seconds / SECONDS for stage, seconds in spent.items()}
             total, target = factors["total"], TARGET_TOTAL[size]
             rows.append((size, name, *(f"{factors[s]:.3f}" for s in STAGES),
@@ -153,6 +155,8 @@ def main() -> None:
                         help="talking-head inputs to time stage by stage (none: skip)")
     parser.add_argument("--inputs", type=Path, help="folder keeping the talking-head videos between runs")
     parser.add_argument("--skip-limit", action="store_true", help="skip the 320x240 matmul-bound table")
+    parser.add_argument("--cpu", action="store_true", help="time stages in CPU seconds of this process "
+                        "(all threads): steadier than wall time on a shared machine")
     args = parser.parse_args()
     names, skipped = demo_detectors(args.models)
     for name, reason in skipped.items():
@@ -163,7 +167,7 @@ def main() -> None:
         if args.sizes:
             inputs = args.inputs or Path(folder)
             inputs.mkdir(parents=True, exist_ok=True)
-            print_stage_table(args.sizes, names, inputs)
+            print_stage_table(args.sizes, names, inputs, args.cpu)
 
 
 def print_limit_table(folder: Path, names: list[str], seconds: float) -> None:
