@@ -135,7 +135,7 @@ def print_stage_table(sizes: list[str], names: list[str], inputs: Path, cpu: boo
             config = load_config(demo_config_path(name))
             preprocessing = Preprocessing.from_config(config)
             model = build_model(config.model.name, config.model.config, **config.model.overrides).eval()
-            detector = Detector(model, preprocessing, face_detector=faces, batch_size=config.data.batch_size)
+            detector = Detector(model, preprocessing, face_detector=faces)  # `detect`'s own batching
             spent = stage_seconds(video, detector, clock)
             factors = {stage: seconds / SECONDS for stage, seconds in spent.items()}
             total, target = factors["total"], TARGET_TOTAL[size]
