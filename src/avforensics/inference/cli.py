@@ -169,8 +169,18 @@ def _load_detector(checkpoint: str, options: dict[str, Any]) -> Any:
 def _init_worker(checkpoint: str, options: dict[str, Any], threads: int) -> None:
     import torch
 
-    torch.set_num_threads(threads)  # workers share the cores
-    _WORKER["detector"] = _load_detector(checkpoint, options)
+    # Workers share the cores: each process's torch and FFmpeg threads are its share, one model per process.
+    torch.set_num_threads(threads)
+    _WORKER["detector"] = _load_detector(checkpoint, {**options, "decoder_threads": threads})
+
+
+def worker_threads(workers: int, cores: int) -> int:
+    """Threads per worker process so that workers x threads <= cores; with more workers than cores each
+    gets one thread (the stated choice: processes then take turns on the cores, with a warning)."""
+    if workers > cores:
+        log.warning("%d workers on %d cores: one thread each, the cores are oversubscribed; "
+                    "use --workers %d or fewer to avoid it", workers, cores, cores)
+    return max(1, cores // workers)
 
 
 def _score_in_worker(item: str) -> dict[str, Any]:
@@ -183,7 +193,8 @@ def _scored(pending: list[str], detector: Any, args: argparse.Namespace, options
     if args.workers == 1 or len(pending) <= 1:
         yield from (score_one(detector, item) for item in pending)
         return
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = worker_threads(args.workers, cores)
     with ProcessPoolExecutor(args.workers, initializer=_init_worker,
                              initargs=(args.model, options, threads)) as pool:
         yield from (future.result() for future in as_completed(

@@ -50,6 +50,8 @@ class Detector:
         (32 windows of a 4-frame small model, 8 of a 16-frame paper one): per-call overheads shrink with
         the batch while memory stays that of a fixed number of frames.
     chunk_seconds: video decoded and face-tracked at once (memory).
+    decoder_threads: FFmpeg's decoding threads (0: one per core); processes sharing the cores set their
+        share, as `detect --workers` does.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Detector:
         batch_size: int | None = None,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         device: str | torch.device = "cpu",
+        decoder_threads: int = 0,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -74,6 +77,7 @@ class Detector:
         self.batch_size = batch_size or max(1, FRAMES_PER_BATCH // preprocessing.clip_frames)
         self.chunk_seconds = chunk_seconds
         self._face_detector = face_detector
+        self.decoder_threads = decoder_threads
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any) -> Detector:
@@ -122,7 +126,8 @@ class Detector:
 
     def _predict_path(self, path: Path, name: str) -> Report:
         try:
-            return self._score(VideoChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds),
+            return self._score(VideoChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds,
+                                           self.decoder_threads),
                                name)
         except NoVideoStreamError:
             if not self.model.audio_head_ignores_video:

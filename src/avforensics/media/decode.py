@@ -138,6 +138,7 @@ def iter_windows(
     *,
     partial: Literal["drop", "pad"] = "drop",
     require_audio: bool = False,
+    threads: int = 0,
 ) -> Iterator[AVWindow]:
     """Stream a video of any length as windows of `frames_per_window` frames every `hop` frames, in one pass.
 
@@ -145,6 +146,7 @@ def iter_windows(
     (partial="drop", the default, matching the consecutive test protocol) or filled by repeating the last
     frame and zero audio (partial="pad", `n_valid` tells how many frames are real); either way a
     MediaWarning says so. A video shorter than one window raises MediaTooShortError under "drop".
+    `threads` bounds FFmpeg's decoding threads (0: one per core), for processes that share the cores.
     """
     spf = samples_per_frame(fps, sample_rate)
     hop = hop or frames_per_window
@@ -155,7 +157,9 @@ def iter_windows(
     info = probe(path)
     _check_streams(info, require_audio, require_video=True)
     flags = _flags_for(path, info)
-    source = TimelineSource(Path(path), info, Fraction(fps), sample_rate, 0.0, None, max_side, flags)
+    source = TimelineSource(
+        Path(path), info, Fraction(fps), sample_rate, 0.0, None, max_side, flags, threads
+    )
     assembler = _WindowAssembler(frames_per_window, hop, spf, float(fps), info.has_audio)
     for kind, data in source.events():
         assembler.add(kind, data)
