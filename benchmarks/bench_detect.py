@@ -17,6 +17,7 @@ the weights' values.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import tempfile
 import time
@@ -105,9 +106,12 @@ def stage_seconds(video: Path, detector: Detector, clock=time.perf_counter) -> d
         spent[stage] += clock() - start
         return result
 
+    # As VideoChunks reads: a short last chunk kept short where iter_windows can (older versions pad it).
+    modes = str(inspect.signature(iter_windows).parameters["partial"].annotation)
+    partial = "keep" if "keep" in modes else "pad"
     pieces = timed("decode", list, iter_windows(video, chunk_frames, fps=options.fps,
                                                  sample_rate=options.sample_rate, max_side=options.max_side,
-                                                 partial="pad"))
+                                                 partial=partial))
     for piece in pieces:
         frames = piece.frames[: piece.n_valid]
         audio = piece.audio[: piece.n_valid * spf] if piece.audio is not None else None

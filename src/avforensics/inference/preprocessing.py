@@ -76,7 +76,7 @@ class Chunk:
     video_present: bool = True
 
 
-# iter_windows' note on the padded last chunk: the padding is internal to streaming (it is never scored).
+# iter_windows' note on the short last chunk: internal to streaming (its tail is never scored).
 _CHUNK_PADDING_NOTE = "last window has "
 
 
@@ -135,7 +135,7 @@ class VideoChunks:
         spf = samples_per_frame(options.fps, options.sample_rate)
         pieces = iter_windows(
             self.path, self.chunk_frames, fps=options.fps, sample_rate=options.sample_rate,
-            max_side=options.max_side, partial="pad", threads=self.decoder_threads,
+            max_side=options.max_side, partial="keep", threads=self.decoder_threads,
         )
         for piece in pieces:
             frames = piece.frames[: piece.n_valid]

@@ -58,7 +58,7 @@ class AVWindow:
     audio: np.ndarray | None  # (frames_per_window * samples_per_frame,) float32, None without audio track
     start_time: float
     end_time: float
-    n_valid: int  # real frames; fewer than len(frames) only in a padded last window (partial="pad")
+    n_valid: int  # real frames; fewer than frames_per_window only in a last window (partial "pad"/"keep")
 
 
 def decode(
@@ -136,7 +136,7 @@ def iter_windows(
     sample_rate: int = 16000,
     max_side: int | None = None,
     *,
-    partial: Literal["drop", "pad"] = "drop",
+    partial: Literal["drop", "pad", "keep"] = "drop",
     require_audio: bool = False,
     threads: int = 0,
 ) -> Iterator[AVWindow]:
@@ -144,7 +144,9 @@ def iter_windows(
 
     Memory stays bounded by a few windows whatever the length. A last window with fewer frames is dropped
     (partial="drop", the default, matching the consecutive test protocol) or filled by repeating the last
-    frame and zero audio (partial="pad", `n_valid` tells how many frames are real); either way a
+    frame and zero audio (partial="pad", `n_valid` tells how many frames are real) or kept short
+    (partial="keep": only its `n_valid` real frames and their audio, for callers that cut the window
+    further and need no padding copied); in each case a
     MediaWarning says so. A video shorter than one window raises MediaTooShortError under "drop".
     `threads` bounds FFmpeg's decoding threads (0: one per core), for processes that share the cores.
     """
@@ -152,8 +154,8 @@ def iter_windows(
     hop = hop or frames_per_window
     if frames_per_window <= 0 or hop <= 0:
         raise ValueError(f"frames_per_window ({frames_per_window}) and hop ({hop}) must be positive")
-    if partial not in ("drop", "pad"):
-        raise ValueError(f"partial must be 'drop' or 'pad', got {partial!r}")
+    if partial not in ("drop", "pad", "keep"):
+        raise ValueError(f"partial must be 'drop', 'pad' or 'keep', got {partial!r}")
     info = probe(path)
     _check_streams(info, require_audio, require_video=True)
     flags = _flags_for(path, info)
@@ -262,6 +264,9 @@ class _WindowAssembler:
                 f"last {remaining} frames ({remaining / self.fps:.2f} s) do not fill a window and were "
                 "dropped"
             )
+        elif partial == "keep":
+            flags.add(f"last window has {remaining} real frames of {self.size}; kept short")
+            yield self._cut(remaining, pad=False)
         else:
             flags.add(
                 f"last window has {remaining} real frames of {self.size}; padded by repeating the last "
@@ -281,17 +286,18 @@ class _WindowAssembler:
             self.audio_chunks = []
         return self.audio
 
-    def _cut(self, n_valid: int) -> AVWindow:
+    def _cut(self, n_valid: int, pad: bool = True) -> AVWindow:
         start = self.index * self.hop
         offset = start - self.frame_base
+        length = self.size if pad else n_valid
         frames = self.frames[offset : offset + n_valid]
-        frames = frames + [frames[-1]] * (self.size - n_valid)
-        stacked = np.stack(frames, out=_frame_memory(self.size, frames[0].shape))
+        frames = frames + [frames[-1]] * (length - n_valid)
+        stacked = np.stack(frames, out=_frame_memory(length, frames[0].shape))
         audio = None
         if self.has_audio:
             begin = start * self.spf - self.audio_base
-            audio = self._joined_audio()[begin : begin + self.size * self.spf]
-            audio = np.pad(audio, (0, self.size * self.spf - len(audio)))
+            audio = self._joined_audio()[begin : begin + length * self.spf]
+            audio = np.pad(audio, (0, length * self.spf - len(audio)))
         window = AVWindow(
             self.index,
             start,
