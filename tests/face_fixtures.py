@@ -113,3 +113,17 @@ class ScriptedDetector:
             probs = np.array([prob for _, prob in faces], dtype=np.float32)
             results.append(FaceDetections(boxes, probs, np.zeros((len(faces), 5, 2), dtype=np.float32)))
         return results
+
+
+def talking_head_frames(count: int = 60, width: int = 640, height: int = 360) -> np.ndarray:
+    """A 16:9 interview shot at detection size: the camera sways around the astronaut's head and zooms
+    slowly, then cuts to a wider shot two thirds in (as benchmarks/talking_head.py films it)."""
+    cut = round(count * 2 / 3)
+    frames = []
+    for index in range(count):
+        t = index / 25
+        wide = index >= cut
+        side = 2 * (330.0 if wide else 250.0 - 4.0 * t)
+        centre = (225.0 + 12.0 * np.sin(1.3 * t) + (30.0 if wide else 0.0), 150.0 + 6.0 * np.sin(0.9 * t + 1))
+        frames.append(Camera(centre=centre, side=side, width=width, height=height).render(astronaut()))
+    return np.stack(frames)

@@ -174,3 +174,13 @@ def test_killed_detect_resumes_with_one_record_per_input(trained_tiny, tmp_path,
     assert sorted(record["input"] for record in final) == sorted(str(v) for v in videos)
     assert all(record["status"] == "ok" for record in final)
     assert f"({done} recorded by an earlier run)" in stdout
+
+
+def test_workers_never_take_more_threads_than_cores(caplog) -> None:
+    from avforensics.inference.cli import worker_threads
+
+    assert [worker_threads(workers, 2) for workers in (1, 2)] == [2, 1]
+    assert [worker_threads(workers, 16) for workers in (1, 3, 4, 16)] == [16, 5, 4, 1]
+    assert not caplog.records
+    assert worker_threads(3, 2) == 1
+    assert "3 workers on 2 cores" in caplog.text and "--workers 2" in caplog.text

@@ -241,6 +241,11 @@ def test_windows_match_decode_and_flag_the_partial_tail(tmp_path):
         padded[-1].n_valid == 8 and shown_indices(padded[-1].frames) == [32 + i for i in range(8)] + [39] * 8
     )
     assert np.abs(padded[-1].audio[8 * 640 :]).max() == 0
+    with pytest.warns(MediaWarning, match="last window has 8 real frames of 16; kept short"):
+        kept = list(iter_windows(path, 16, partial="keep"))
+    assert [len(w.frames) for w in kept] == [16, 16, 8] and kept[-1].n_valid == 8
+    assert np.array_equal(kept[-1].frames, padded[-1].frames[:8])
+    assert np.array_equal(kept[-1].audio, padded[-1].audio[: 8 * 640])
     sliding = list(iter_windows(path, 16, hop=8))
     assert [w.start_frame for w in sliding] == [0, 8, 16, 24]
     assert np.array_equal(sliding[3].frames, full.frames[24:40])

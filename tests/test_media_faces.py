@@ -273,3 +273,21 @@ def test_crop_resize_samples_exact_positions(box: tuple[float, ...], size: int) 
     expected = box[0] + (torch.arange(size) + 0.5) * (box[2] - box[0]) / size
     np.testing.assert_allclose(crop[1, size // 2].numpy(), expected.numpy(), atol=1e-4)
     assert torch.equal(crop[0], crop[2])
+
+
+def test_large_frames_are_detected_shrunk_and_boxes_mapped_back() -> None:
+    """Frames above `detect_side` reach the detector shrunk; its boxes come back in the frames' pixels."""
+    seen: list[tuple[int, ...]] = []
+
+    class Recording(ScriptedDetector):
+        def detect(self, images):
+            seen.extend(image.shape for image in images)
+            return super().detect(images)
+
+    frames = np.zeros((6, 720, 1280, 3), np.uint8)
+    box = [80.0, 40.0, 240.0, 200.0]  # in the 640x360 image the detector sees
+    track = track_faces(frames, Recording([[(box, 0.99)]] * 2), FaceTrackerConfig(stride=5, smoothing=1))
+    assert set(seen) == {(360, 640, 3)}
+    np.testing.assert_allclose(track.boxes[0], [160.0, 80.0, 480.0, 400.0], atol=1e-4)
+    full = track_faces(frames, Recording([[(box, 0.99)]] * 2), FaceTrackerConfig(stride=5, detect_side=None))
+    assert seen[-1] == (720, 1280, 3) and np.allclose(full.boxes[0], box)

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     detect.add_argument("--labels", metavar="MANIFEST", help="manifest CSV with path, label, fake_periods: "
                         "known fake periods are shaded in the timelines")
     detect.add_argument("--workers", type=int, default=1, help="processes scoring videos in parallel")
-    detect.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    detect.add_argument("--batch-size", type=int,
+                        help="windows per forward pass (default: as many as hold 128 frames)")
     detect.add_argument("--chunk-seconds", type=float, default=30.0,
                         help="seconds of video decoded and face-tracked at once (bounds memory)")
     detect.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -54,7 +55,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from avforensics.inference.inputs import expand_inputs, known_fake_periods
     from avforensics.inference.results import ResultsFileError, ResultsLog
 
-    if args.workers < 1 or args.batch_size < 1 or args.chunk_seconds <= 0:
+    if args.workers < 1 or (args.batch_size is not None and args.batch_size < 1) or args.chunk_seconds <= 0:
         return _usage("--workers and --batch-size must be >= 1 and --chunk-seconds > 0")
     inputs, unmatched = expand_inputs(args.paths)
     if unmatched:
@@ -168,8 +169,18 @@ def _load_detector(checkpoint: str, options: dict[str, Any]) -> Any:
 def _init_worker(checkpoint: str, options: dict[str, Any], threads: int) -> None:
     import torch
 
-    torch.set_num_threads(threads)  # workers share the cores
-    _WORKER["detector"] = _load_detector(checkpoint, options)
+    # Workers share the cores: each process's torch and FFmpeg threads are its share, one model per process.
+    torch.set_num_threads(threads)
+    _WORKER["detector"] = _load_detector(checkpoint, {**options, "decoder_threads": threads})
+
+
+def worker_threads(workers: int, cores: int) -> int:
+    """Threads per worker process so that workers x threads <= cores; with more workers than cores each
+    gets one thread (the stated choice: processes then take turns on the cores, with a warning)."""
+    if workers > cores:
+        log.warning("%d workers on %d cores: one thread each, the cores are oversubscribed; "
+                    "use --workers %d or fewer to avoid it", workers, cores, cores)
+    return max(1, cores // workers)
 
 
 def _score_in_worker(item: str) -> dict[str, Any]:
@@ -182,7 +193,8 @@ def _scored(pending: list[str], detector: Any, args: argparse.Namespace, options
     if args.workers == 1 or len(pending) <= 1:
         yield from (score_one(detector, item) for item in pending)
         return
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = worker_threads(args.workers, cores)
     with ProcessPoolExecutor(args.workers, initializer=_init_worker,
                              initargs=(args.model, options, threads)) as pool:
         yield from (future.result() for future in as_completed(

@@ -76,7 +76,7 @@ class Chunk:
     video_present: bool = True
 
 
-# iter_windows' note on the padded last chunk: the padding is internal to streaming (it is never scored).
+# iter_windows' note on the short last chunk: internal to streaming (its tail is never scored).
 _CHUNK_PADDING_NOTE = "last window has "
 
 
@@ -96,6 +96,7 @@ class VideoChunks:
         preprocessing: Preprocessing,
         face_detector: FaceDetector,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        decoder_threads: int = 0,
     ) -> None:
         if chunk_seconds <= 0:
             raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
@@ -107,6 +108,7 @@ class VideoChunks:
         self.unscored_frames = 0
         self.trimmed_frames = 0
         self.padded_frames = 0
+        self.decoder_threads = decoder_threads
 
     def __iter__(self) -> Iterator[Chunk]:
         options, window = self.preprocessing.options, self.preprocessing.clip_frames
@@ -133,7 +135,7 @@ class VideoChunks:
         spf = samples_per_frame(options.fps, options.sample_rate)
         pieces = iter_windows(
             self.path, self.chunk_frames, fps=options.fps, sample_rate=options.sample_rate,
-            max_side=options.max_side, partial="pad",
+            max_side=options.max_side, partial="keep", threads=self.decoder_threads,
         )
         for piece in pieces:
             frames = piece.frames[: piece.n_valid]

@@ -10,6 +10,9 @@ output size, on a 2x finer grid that is then averaged.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,6 +39,30 @@ def crop_resize(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Te
         if len(members):
             crops[members] = _sample(level_image, boxes[members] / 2**level, size)
     return crops
+
+
+def crop_resize_frame(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """`crop_resize` of one xyxy `box` of an RGB uint8 frame (H, W, 3), as uint8 (size, size, 3).
+
+    Only the pixels the box's samples can reach (its bounds and one pixel of its mip level around them for
+    the bilinear neighbours, aligned to that level's blocks so the 2x2 averages are the whole frame's) are
+    converted to float, not the whole frame: a face is a small part of a video frame, and converting the
+    frame cost more than sampling the crop. Where the box reaches past the frame, so does the region, and
+    the outside stays black as in `crop_resize`; only float rounding of the sample positions differs.
+    """
+    height, width = frame.shape[:2]
+    longest = float(max(box[2] - box[0], box[3] - box[1]))
+    block = 2 ** math.floor(math.log2(max(longest / size, 1.0)))
+    left = max(0, (math.floor(float(box[0])) - block) // block * block)
+    top = max(0, (math.floor(float(box[1])) - block) // block * block)
+    right = min(width, -(-(math.ceil(float(box[2])) + block) // block) * block)
+    bottom = min(height, -(-(math.ceil(float(box[3])) + block) // block) * block)
+    if right <= left or bottom <= top:  # the box lies wholly outside the frame: all black
+        return np.zeros((size, size, 3), np.uint8)
+    region = torch.from_numpy(np.ascontiguousarray(frame[top:bottom, left:right])).permute(2, 0, 1).float()
+    shifted = torch.from_numpy(np.asarray(box, np.float32) - np.array([left, top, left, top], np.float32))
+    crop = crop_resize(region, shifted[None], size)[0]
+    return crop.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def _sample(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:

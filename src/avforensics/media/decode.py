@@ -58,7 +58,7 @@ class AVWindow:
     audio: np.ndarray | None  # (frames_per_window * samples_per_frame,) float32, None without audio track
     start_time: float
     end_time: float
-    n_valid: int  # real frames; fewer than len(frames) only in a padded last window (partial="pad")
+    n_valid: int  # real frames; fewer than frames_per_window only in a last window (partial "pad"/"keep")
 
 
 def decode(
@@ -136,26 +136,32 @@ def iter_windows(
     sample_rate: int = 16000,
     max_side: int | None = None,
     *,
-    partial: Literal["drop", "pad"] = "drop",
+    partial: Literal["drop", "pad", "keep"] = "drop",
     require_audio: bool = False,
+    threads: int = 0,
 ) -> Iterator[AVWindow]:
     """Stream a video of any length as windows of `frames_per_window` frames every `hop` frames, in one pass.
 
     Memory stays bounded by a few windows whatever the length. A last window with fewer frames is dropped
     (partial="drop", the default, matching the consecutive test protocol) or filled by repeating the last
-    frame and zero audio (partial="pad", `n_valid` tells how many frames are real); either way a
+    frame and zero audio (partial="pad", `n_valid` tells how many frames are real) or kept short
+    (partial="keep": only its `n_valid` real frames and their audio, for callers that cut the window
+    further and need no padding copied); in each case a
     MediaWarning says so. A video shorter than one window raises MediaTooShortError under "drop".
+    `threads` bounds FFmpeg's decoding threads (0: one per core), for processes that share the cores.
     """
     spf = samples_per_frame(fps, sample_rate)
     hop = hop or frames_per_window
     if frames_per_window <= 0 or hop <= 0:
         raise ValueError(f"frames_per_window ({frames_per_window}) and hop ({hop}) must be positive")
-    if partial not in ("drop", "pad"):
-        raise ValueError(f"partial must be 'drop' or 'pad', got {partial!r}")
+    if partial not in ("drop", "pad", "keep"):
+        raise ValueError(f"partial must be 'drop', 'pad' or 'keep', got {partial!r}")
     info = probe(path)
     _check_streams(info, require_audio, require_video=True)
     flags = _flags_for(path, info)
-    source = TimelineSource(Path(path), info, Fraction(fps), sample_rate, 0.0, None, max_side, flags)
+    source = TimelineSource(
+        Path(path), info, Fraction(fps), sample_rate, 0.0, None, max_side, flags, threads
+    )
     assembler = _WindowAssembler(frames_per_window, hop, spf, float(fps), info.has_audio)
     for kind, data in source.events():
         assembler.add(kind, data)
@@ -192,17 +198,19 @@ class _FrameStack:
 
 
 def _frame_memory(count: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Uninitialised uint8 memory for (count, *shape) frames, on ordinary pages where the OS allows.
+    """Uninitialised uint8 memory for (count, *shape) frames, on ordinary pages, mapped in one go.
 
     numpy asks Linux for transparent huge pages on large arrays; with the common `defrag=madvise` setting
     the kernel then compacts memory synchronously as the pages are first written, which made decode() of
     720p video spend more CPU time in the kernel than in decoding. Ordinary pages cost what the plain PyAV
-    loop pays (measured in benchmarks/bench_decode.py).
+    loop pays (measured in benchmarks/bench_decode.py); populating them at mapping time takes one kernel
+    call instead of a page fault per 4 KiB, a third less time for each 720p window.
     """
     no_huge_pages = getattr(mmap, "MADV_NOHUGEPAGE", None)
     if no_huge_pages is None:
         return np.empty((count, *shape), np.uint8)
-    memory = mmap.mmap(-1, count * math.prod(shape))
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    memory = mmap.mmap(-1, count * math.prod(shape), flags=flags)
     memory.madvise(no_huge_pages)
     return np.frombuffer(memory, np.uint8).reshape(count, *shape)
 
@@ -216,13 +224,17 @@ class _WindowAssembler:
         self.frame_base = 0  # output frame index of self.frames[0]
         self.audio = np.zeros(0, np.float32)
         self.audio_base = 0  # output sample index of self.audio[0]
+        self.audio_chunks: list[np.ndarray] = []  # arrived after self.audio, joined when a window is cut
+        self.audio_length = 0  # samples in self.audio and self.audio_chunks
         self.index = 0
 
     def add(self, kind: str, data: np.ndarray) -> None:
         if kind == "video":
             self.frames.append(data)
         else:
-            self.audio = np.concatenate([self.audio, data])
+            # Joined only when needed: appending to one array would copy it once per decoded audio frame.
+            self.audio_chunks.append(data)
+            self.audio_length += len(data)
 
     def ready(self) -> Iterator[AVWindow]:
         while self._frames_available() >= self.size and (
@@ -252,6 +264,9 @@ class _WindowAssembler:
                 f"last {remaining} frames ({remaining / self.fps:.2f} s) do not fill a window and were "
                 "dropped"
             )
+        elif partial == "keep":
+            flags.add(f"last window has {remaining} real frames of {self.size}; kept short")
+            yield self._cut(remaining, pad=False)
         else:
             flags.add(
                 f"last window has {remaining} real frames of {self.size}; padded by repeating the last "
@@ -263,19 +278,26 @@ class _WindowAssembler:
         return self.frame_base + len(self.frames) - self.index * self.hop
 
     def _audio_available(self) -> int:
-        return self.audio_base + len(self.audio) - self.index * self.hop * self.spf
+        return self.audio_base + self.audio_length - self.index * self.hop * self.spf
 
-    def _cut(self, n_valid: int) -> AVWindow:
+    def _joined_audio(self) -> np.ndarray:
+        if self.audio_chunks:
+            self.audio = np.concatenate([self.audio, *self.audio_chunks])
+            self.audio_chunks = []
+        return self.audio
+
+    def _cut(self, n_valid: int, pad: bool = True) -> AVWindow:
         start = self.index * self.hop
         offset = start - self.frame_base
+        length = self.size if pad else n_valid
         frames = self.frames[offset : offset + n_valid]
-        frames = frames + [frames[-1]] * (self.size - n_valid)
-        stacked = np.stack(frames, out=_frame_memory(self.size, frames[0].shape))
+        frames = frames + [frames[-1]] * (length - n_valid)
+        stacked = np.stack(frames, out=_frame_memory(length, frames[0].shape))
         audio = None
         if self.has_audio:
             begin = start * self.spf - self.audio_base
-            audio = self.audio[begin : begin + self.size * self.spf]
-            audio = np.pad(audio, (0, self.size * self.spf - len(audio)))
+            audio = self._joined_audio()[begin : begin + length * self.spf]
+            audio = np.pad(audio, (0, length * self.spf - len(audio)))
         window = AVWindow(
             self.index,
             start,
@@ -294,8 +316,9 @@ class _WindowAssembler:
         drop = min(max(0, next_start - self.frame_base), len(self.frames))
         del self.frames[:drop]
         self.frame_base += drop
-        drop_samples = min(max(0, next_start * self.spf - self.audio_base), len(self.audio))
-        self.audio = self.audio[drop_samples:]
+        drop_samples = min(max(0, next_start * self.spf - self.audio_base), self.audio_length)
+        self.audio = self._joined_audio()[drop_samples:]
+        self.audio_length -= drop_samples
         self.audio_base += drop_samples
 
 

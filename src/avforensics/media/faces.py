@@ -16,8 +16,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from avforensics.media.boxcrop import crop_resize
+from avforensics.media.boxcrop import crop_resize_frame
 from avforensics.media.boxes import box_area, box_overlap
 from avforensics.media.mtcnn import MTCNN, FaceDetections
 
@@ -48,6 +49,10 @@ class FaceTrackerConfig:
         least `link_iou`, or its centre moved at most `link_distance` x that box's side.
     max_missed: detection steps a track may go unmatched before it ends.
     warn_below: warn when the face is found in less than this fraction of frames.
+    detect_side: frames whose longer side is larger are shrunk to it (area-averaged) for detection only,
+        boxes mapped back: a face the crop can use is far above MTCNN's 20 px at that size, and at full
+        720p the pyramid costs four times as much (None: detect at full size). Decoding for `detect` and
+        `prepare` already bounds frames to this size, so there it changes nothing.
     """
 
     stride: int = 5
@@ -60,6 +65,7 @@ class FaceTrackerConfig:
     link_distance: float = 0.5
     max_missed: int = 2
     warn_below: float = 0.5
+    detect_side: int | None = 640
 
     def __post_init__(self) -> None:
         if self.stride < 1 or self.smoothing < 1 or self.size < 1 or self.max_missed < 0:
@@ -183,6 +189,28 @@ def _boxes_every_frame(track: _Track, steps: np.ndarray, length: int, smoothing:
     return _moving_average(interpolated, smoothing).astype(np.float32)
 
 
+def _detect_shrunk(
+    detector: FaceDetector, images: list[np.ndarray], side: int | None
+) -> list[FaceDetections]:
+    """`detector.detect(images)`, run on copies shrunk so the longer side is at most `side`, boxes and
+    landmarks scaled back to the frames' pixels."""
+    height, width = images[0].shape[:2]
+    if side is None or max(height, width) <= side:
+        return detector.detect(images)
+    scale = side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    shrunk = [
+        F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=size, mode="area")[0]
+        .round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+        for image in images
+    ]
+    back = np.array([width / size[1], height / size[0]], np.float32)
+    return [
+        FaceDetections(found.boxes * np.tile(back, 2), found.probs, found.landmarks * back)
+        for found in detector.detect(shrunk)
+    ]
+
+
 def track_faces(
     frames: Frames,
     detector: FaceDetector,
@@ -195,7 +223,7 @@ def track_faces(
     name = _name(source)
     _check_frames(frames, name)
     steps = detection_frames(length, config.stride)
-    found: list[FaceDetections] = detector.detect([frames[i] for i in steps])
+    found = _detect_shrunk(detector, [np.asarray(frames[i]) for i in steps], config.detect_side)
     detections = [result.boxes[result.probs >= config.min_prob] for result in found]
     counts_at_steps = np.array([len(boxes) for boxes in detections], dtype=np.int64)
     previous_step = np.searchsorted(steps, np.arange(length), side="right") - 1
@@ -276,9 +304,7 @@ def crop_faces(
         squares = _crop_squares(track.boxes, config.margin)
     crops = np.zeros((length, config.size, config.size, 3), dtype=np.uint8)
     for index in range(length):
-        pixels = torch.from_numpy(np.ascontiguousarray(frames[index])).permute(2, 0, 1).float()
-        crop = crop_resize(pixels, torch.from_numpy(squares[index : index + 1]), config.size)[0]
-        crops[index] = crop.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        crops[index] = crop_resize_frame(np.asarray(frames[index]), squares[index], config.size)
     return FaceCrops(
         frames=crops,
         boxes=squares,

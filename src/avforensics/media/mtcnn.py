@@ -202,9 +202,11 @@ class MTCNN:
         self.scale_factor = scale_factor
         self.nms_thresholds = nms_thresholds
         self.batch_size = batch_size
+        # The few-channel convolutions and pooling of all three networks run about twice as fast
+        # channels-last (same results to float rounding).
         self.pnet = load_network(PNet(), "pnet", weights).to(memory_format=torch.channels_last)
-        self.rnet = load_network(RNet(), "rnet", weights)
-        self.onet = load_network(ONet(), "onet", weights)
+        self.rnet = load_network(RNet(), "rnet", weights).to(memory_format=torch.channels_last)
+        self.onet = load_network(ONet(), "onet", weights).to(memory_format=torch.channels_last)
 
     def detect(self, images: np.ndarray | Sequence[np.ndarray]) -> list[FaceDetections]:
         """Detect faces in RGB uint8 images: an (N, H, W, 3) array or a sequence of (H, W, 3) arrays."""
@@ -245,7 +247,6 @@ class MTCNN:
         for scale in self._scales(height, width):
             size = (max(_PNET_WINDOW, round(height * scale)), max(_PNET_WINDOW, round(width * scale)))
             resized = F.interpolate(resized, size=size, mode="bilinear", antialias=True, align_corners=False)
-            # P-Net's few-channel convolutions and pooling run about 1.7x faster channels-last.
             probs, offsets = self.pnet(_normalise(resized).contiguous(memory_format=torch.channels_last))
             image, row, col = (probs >= self.thresholds[0]).nonzero(as_tuple=True)
             # Output cell (row, col) saw the 12x12 window at (2*col, 2*row) of the resized image; map it
@@ -266,7 +267,7 @@ class MTCNN:
         for image in candidates.images.unique():
             members = (candidates.images == image).nonzero(as_tuple=True)[0]
             crops[members] = crop_resize(pixels[image], candidates.boxes[members], size)
-        return _normalise(crops)
+        return _normalise(crops).contiguous(memory_format=torch.channels_last)
 
     def _refine(self, pixels: torch.Tensor, candidates: _Candidates) -> _Candidates:
         """Stage 2: R-Net re-scores squared candidates; survivors calibrated and merged."""

@@ -43,8 +43,10 @@ class TimelineSource:
         duration: float | None,
         max_side: int | None,
         flags: MediaFlags,
+        threads: int = 0,
     ) -> None:
-        self.path, self.info, self.flags = path, info, flags
+        """`threads`: FFmpeg's video decoding threads (0: its choice, one per core)."""
+        self.path, self.info, self.flags, self.threads = path, info, flags, threads
         self.start = Fraction(start).limit_denominator(1_000_000)
         self.duration = Fraction(duration).limit_denominator(1_000_000) if duration is not None else None
         self.fps, self.sample_rate, self.max_side = fps, sample_rate, max_side
@@ -62,6 +64,7 @@ class TimelineSource:
             audio = container.streams.audio[0] if self.info.has_audio else None
             if video is not None:
                 video.thread_type = "AUTO"
+                video.codec_context.thread_count = self.threads
                 convert = FrameConverter(self.max_side, self.flags)
                 source_fps = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else self.fps
                 self.picker = FramePicker(origin, end, self.fps, source_fps, convert, self.flags)
