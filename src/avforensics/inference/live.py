@@ -8,9 +8,11 @@ Two threads. A reader decodes the source into windows (media.live.live_windows) 
 inbox; it never waits for scoring, so a network socket or a pipe is drained at the stream's pace. The
 scorer (the calling thread) takes windows in order and scores each the causal way (inference/causal.py,
 the same code as `detect --causal`), so a live window's scores equal the finished file's causal scores.
-When scoring falls behind (more than `backlog` newer windows already wait), the older windows are skipped,
-which spaces the scored windows evenly at the rate scoring manages, and a "skipped" event says which;
-the inbox is bounded, so nothing builds up. Events are emitted from the scorer thread, in stream order.
+When scoring falls behind, i.e. the windows already waiting behind a window would take longer than
+`max_delay` (two windows) to score at the recent scoring speed, that window is skipped. This spaces the
+scored windows evenly at the rate scoring manages, tolerates bursts a fast scorer can absorb (network and
+muxer buffering deliver windows in bunches), and a "skipped" event says which windows were passed over;
+the inbox is bounded too, so nothing builds up. Events are emitted from the scorer thread, in stream order.
 """
 
 from __future__ import annotations
@@ -36,16 +38,16 @@ Emit = Callable[[dict[str, Any]], None]
 class LiveOptions:
     """window_stride: frames from one scored window's start to the next (default: consecutive windows).
     stall_seconds: no new window for this long is reported as a stall. reconnects: reopen attempts in a
-    row for network and device sources. backlog: newer windows allowed to wait before older ones are
-    skipped. inbox: windows held at most (the oldest is dropped beyond it). alert: levels (default: from
-    the checkpoint's calibration)."""
+    row for network and device sources. max_delay: seconds the windows waiting behind a window may take to
+    score before that window is skipped (default: two windows). inbox: windows held at most (the oldest is
+    dropped beyond it). alert: levels (default: from the checkpoint's calibration)."""
 
     window_stride: int | None = None
     stall_seconds: float = 5.0
     reconnects: int = 3
     retry_delay: float = 1.0
-    backlog: int = 1
-    inbox: int = 8
+    max_delay: float | None = None
+    inbox: int = 16
     alert: AlertPolicy | None = None
 
 
@@ -127,6 +129,9 @@ class _LiveRun:
         self.causal = CausalWindows(prep, detector.face_detector, source.name)
         self.inbox = _Inbox(options.inbox)
         self.summary = _Summary()
+        self.behind: list[AVWindow] = []  # windows skipped since the last scored one, not yet reported
+        self.max_delay = options.max_delay if options.max_delay is not None else 2 * self.window / self.fps
+        self.scoring_estimate = 0.0  # moving average of the seconds scoring one window takes
         self.started = time.monotonic()
 
     def run(self) -> dict:
@@ -140,8 +145,7 @@ class _LiveRun:
         try:
             while True:
                 arrival, waiting, dropped = self.inbox.take(self.options.stall_seconds)
-                if dropped:
-                    self._skipped(dropped, "the inbox was full: scoring is behind the stream")
+                self.behind.extend(dropped)
                 if arrival is None:
                     if stalled_since is None and reader.is_alive():
                         stalled_since = time.monotonic() - self.options.stall_seconds
@@ -155,16 +159,19 @@ class _LiveRun:
                     stalled_since = None
                 item = arrival.item
                 if isinstance(item, SourceNote):
+                    self._report_skipped()
                     if item.kind == "ended":
                         reason = item.message
                         break
                     self._note(item)
-                elif waiting > self.options.backlog:
-                    self._skipped([item], f"scoring is behind the stream ({waiting} newer windows waiting)")
+                elif waiting * self.scoring_estimate > self.max_delay:
+                    self.behind.append(item)
                 else:
+                    self._report_skipped()
                     self._score(item, arrival.ready)
         except KeyboardInterrupt:
             reason = "interrupted"
+        self._report_skipped()
         return self._finish(reason)
 
     def _read(self) -> None:
@@ -195,6 +202,8 @@ class _LiveRun:
         if window.audio is None:
             values["p_audio_fake"] = None
         scoring = time.monotonic() - tick
+        self.scoring_estimate = scoring if not self.summary.scored else \
+            0.7 * self.scoring_estimate + 0.3 * scoring
         state_before = self.alerts.state
         smoothed, state = self.alerts.update(values["p_fake"], window.end_time)
         summary = self.summary
@@ -215,13 +224,17 @@ class _LiveRun:
                     smoothed=round(smoothed, 6), state=state, latency_s=round(latency, 4),
                     scoring_s=round(scoring, 4))
 
-    def _skipped(self, windows: list[AVWindow], reason: str) -> None:
-        for window in windows:
-            self.causal.skip_to(window.start_frame + len(window.frames))
+    def _report_skipped(self) -> None:
+        """One "skipped" event for the windows passed over since the last scored one (in stream order)."""
+        if not self.behind:
+            return
+        windows = sorted(self.behind, key=lambda w: w.start_frame)
+        self.behind = []
+        self.causal.skip_to(windows[-1].start_frame + len(windows[-1].frames))
         self.summary.skipped += len(windows)
         self.summary.stream_end = max(self.summary.stream_end, windows[-1].end_time)
         self._event("skipped", count=len(windows), start=round(windows[0].start_time, 6),
-                    end=round(windows[-1].end_time, 6), reason=reason)
+                    end=round(windows[-1].end_time, 6), reason="scoring is behind the stream")
 
     def _note(self, note: SourceNote) -> None:
         if note.kind == "reconnect":

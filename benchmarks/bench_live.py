@@ -1,0 +1,111 @@
+"""Live detection latency and real-time factor per detector, on a 640x480 25 fps talking-head stream.
+
+A moving, zooming view of a real face photo (skimage's astronaut, as in bench_faces.py) with a modulated
+tone is encoded as H.264 + AAC MPEG-TS, then sent at its real pace by `ffmpeg -re ... -f mpegts pipe:1`
+into `run_live` (the code behind `detect --live -`), with MTCNN and each detector's small configuration
+(untrained weights: speed does not depend on their values). Per configuration it reports:
+
+- stream -> event: wall time from the moment the window's last frame was due on the wire (sender start +
+  window end) to its event, median and 95th percentile;
+- ready -> event: from the decoded window to its event (the event's `latency_s`);
+- real-time factor: scorer-thread seconds per window (faces + crops + model) / seconds between windows;
+  below 1 the detector keeps up, above 1 it skips windows (the skipped count shows how many).
+
+    .venv/bin/python benchmarks/bench_live.py [--seconds 20] [--models avprompt] [--strides 4 8 16 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_faces import moving_view
+
+from avforensics.inference.detector import Detector
+from avforensics.inference.live import LiveOptions, run_live
+from avforensics.inference.preprocessing import Preprocessing
+from avforensics.media.encode import write_video
+from avforensics.media.live import chunk_source
+from avforensics.media.mtcnn import MTCNN
+from avforensics.models.registry import build_model
+from avforensics.train.config import load_config
+
+FPS, RATE = 25, 16000
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def talking_head(folder: Path, seconds: float) -> Path:
+    """`seconds` of 640x480 25 fps talking head as MPEG-TS (H.264 with a 1-s GOP, AAC)."""
+    count = round(seconds * FPS)
+    frames = moving_view(count, 640, 480)
+    t = np.arange(count * RATE // FPS) / RATE
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2).astype(np.float32)
+    clip = write_video(folder / "head.mp4", frames, FPS, audio, RATE)
+    stream = folder / "head.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "libx264", "-preset",
+                    "veryfast", "-tune", "zerolatency", "-g", "25", "-c:a", "aac", "-f", "mpegts", str(stream)],
+                   check=True)
+    return stream
+
+
+def live_run(detector: Detector, stream: Path, stride: int) -> tuple[list[dict], dict, float]:
+    """(window events, summary, sender start time) of one real-time pass over `stream`."""
+    sender = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-i", str(stream), "-c", "copy", "-f",
+                               "mpegts", "pipe:1"], stdout=subprocess.PIPE)
+    started = time.time()
+    chunks = iter(lambda: sender.stdout.read1(1 << 16), b"")
+    events: list[dict] = []
+    summary = run_live(detector, chunk_source(chunks, "bench"), events.append,
+                       LiveOptions(window_stride=stride))
+    sender.wait()
+    return [e for e in events if e["type"] == "window"], summary, started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--models", nargs="+", default=["avprompt", "cad", "macbdf"])
+    parser.add_argument("--strides", nargs="+", type=int, default=[4, 8, 16, 25],
+                        help="window strides in frames (4 = consecutive windows of the small configs)")
+    parser.add_argument("--min-face", type=int, default=20, help="MTCNN's smallest face in pixels")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    faces = MTCNN(min_face_size=args.min_face)
+    print(f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}, MTCNN min face {args.min_face} px")
+    header = ("detector", "stride", "every", "scored", "skipped", "stream->event p50", "p95",
+              "ready->event p50", "s/window", "RTF")
+    rows = [header]
+    with tempfile.TemporaryDirectory() as folder:
+        stream = talking_head(Path(folder), args.seconds)
+        for name in args.models:
+            config = load_config(CONFIGS / name / "small.yaml")
+            preprocessing = Preprocessing.from_config(config)
+            model = build_model(config.model.name, config.model.config, **config.model.overrides).eval()
+            detector = Detector(model, preprocessing, face_detector=faces, batch_size=1)
+            for stride in args.strides:
+                if stride < preprocessing.clip_frames:
+                    continue
+                windows, summary, started = live_run(detector, stream, stride)
+                delays = np.array([w["time"] - started - w["end"] for w in windows])
+                ready = np.array([w["latency_s"] for w in windows])
+                rows.append((name, str(stride), f"{stride / FPS:.2f} s", str(summary["windows_scored"]),
+                             str(summary["windows_skipped"]), f"{np.median(delays):.2f} s",
+                             f"{np.percentile(delays, 95):.2f} s", f"{np.median(ready):.2f} s",
+                             f"{summary['scoring_s_per_window']:.3f}", f"{summary['real_time_factor']:.2f}"))
+                print("  ".join(rows[-1]), flush=True)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    print()
+    for row in rows:
+        print("| " + " | ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) + " |")
+
+
+if __name__ == "__main__":
+    main()
