@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from bench_faces import moving_view
 
+from avforensics.experiment.config import load_config
 from avforensics.inference.causal import CausalWindows
 from avforensics.inference.detector import Detector
 from avforensics.inference.live import LiveOptions, run_live
@@ -42,10 +43,8 @@ from avforensics.media.encode import write_video
 from avforensics.media.live import chunk_source, live_windows
 from avforensics.media.mtcnn import MTCNN
 from avforensics.models.registry import build_model
-from avforensics.train.config import load_config
 
 FPS, RATE = 25, 16000
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def talking_head(folder: Path, seconds: float) -> Path:
@@ -120,7 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         stream = talking_head(Path(folder), args.seconds)
         for name in args.models:
-            config = load_config(CONFIGS / name / "small.yaml")
+            config = load_config(f"{name}/small")
             preprocessing = Preprocessing.from_config(config)
             model = build_model(config.model.name, config.model.config, **config.model.overrides).eval()
             detector = Detector(model, preprocessing, face_detector=faces, batch_size=1)

@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 import pytest
 from data_windows_fixtures import CentreFaceDetector
-from inference_fixtures import talking_video, trained_tiny  # noqa: F401  (fixture)
+from inference_fixtures import talking_video
 
 from avforensics import Detector
 from avforensics.cli import main
@@ -44,7 +44,7 @@ def stream_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def offline_causal(trained_tiny, stream_file, tmp_path_factory) -> dict:  # noqa: F811
+def offline_causal(trained_tiny, stream_file, tmp_path_factory) -> dict:
     """`detect --causal` on the finished file: the scores every live run must reproduce."""
     out = tmp_path_factory.mktemp("offline") / "causal.jsonl"
     result = subprocess.run([sys.executable, str(FIXTURES), "detect", str(stream_file), "--model",
@@ -111,7 +111,7 @@ def check_stream_events(events: list[dict], offline: dict) -> list[dict]:
 
 
 @needs_ffmpeg
-def test_stdin_pipe(trained_tiny, stream_file, offline_causal, tmp_path) -> None:  # noqa: F811
+def test_stdin_pipe(trained_tiny, stream_file, offline_causal, tmp_path) -> None:
     out = tmp_path / "events.jsonl"
     receiver = subprocess.Popen(live_command(trained_tiny["checkpoint"], "-", out), stdin=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -126,7 +126,7 @@ def test_stdin_pipe(trained_tiny, stream_file, offline_causal, tmp_path) -> None
 
 
 @needs_ffmpeg
-def test_tcp_stream_with_reconnect(trained_tiny, stream_file, offline_causal, tmp_path) -> None:  # noqa: F811
+def test_tcp_stream_with_reconnect(trained_tiny, stream_file, offline_causal, tmp_path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -147,7 +147,7 @@ def test_tcp_stream_with_reconnect(trained_tiny, stream_file, offline_causal, tm
 
 
 @needs_ffmpeg
-def test_growing_file_is_followed(trained_tiny, stream_file, offline_causal, tmp_path) -> None:  # noqa: F811
+def test_growing_file_is_followed(trained_tiny, stream_file, offline_causal, tmp_path) -> None:
     growing, out = tmp_path / "growing.ts", tmp_path / "events.jsonl"
     receiver = subprocess.Popen(live_command(trained_tiny["checkpoint"], str(growing), out, "--idle-timeout",
                                              "3"), stderr=subprocess.PIPE, text=True)
@@ -158,7 +158,7 @@ def test_growing_file_is_followed(trained_tiny, stream_file, offline_causal, tmp
     check_stream_events(read_events(out), offline_causal)
 
 
-def test_usage_errors(trained_tiny, capsys) -> None:  # noqa: F811
+def test_usage_errors(trained_tiny, capsys) -> None:
     checkpoint = str(trained_tiny["checkpoint"])
     assert main(["detect", "--model", checkpoint]) == 2
     assert main(["detect", "clip.mp4", "--live", "-", "--model", checkpoint]) == 2
@@ -168,7 +168,7 @@ def test_usage_errors(trained_tiny, capsys) -> None:  # noqa: F811
     assert "give no PATH" in errors and "gopher" in errors and "shorter than a window" in errors
 
 
-def test_unreachable_stream_ends_with_an_error_record(trained_tiny, tmp_path) -> None:  # noqa: F811
+def test_unreachable_stream_ends_with_an_error_record(trained_tiny, tmp_path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens there once the socket is closed
@@ -182,7 +182,7 @@ def test_unreachable_stream_ends_with_an_error_record(trained_tiny, tmp_path) ->
 
 
 @pytest.fixture(scope="module")
-def detector(trained_tiny) -> Detector:  # noqa: F811
+def detector(trained_tiny) -> Detector:
     return Detector.from_checkpoint(trained_tiny["checkpoint"], face_detector=CentreFaceDetector(),
                                     batch_size=1)
 
@@ -214,7 +214,7 @@ class SlowFaces(CentreFaceDetector):
         return super().detect(images)
 
 
-def test_falling_behind_skips_windows_evenly_and_reports_them(trained_tiny, monkeypatch) -> None:  # noqa: F811
+def test_falling_behind_skips_windows_evenly_and_reports_them(trained_tiny, monkeypatch) -> None:
     """Windows arrive every 20 ms, scoring one takes over 30 ms and may lag by 50 ms: about every other one
     is skipped, each window is scored or reported skipped exactly once, in order, skips spread out."""
     slow = Detector.from_checkpoint(trained_tiny["checkpoint"], face_detector=SlowFaces(), batch_size=1)
@@ -249,7 +249,7 @@ def test_falling_behind_skips_windows_evenly_and_reports_them(trained_tiny, monk
 
 @needs_ffmpeg
 @pytest.mark.slow
-def test_ten_minute_stream_in_bounded_memory(trained_tiny, tmp_path) -> None:  # noqa: F811
+def test_ten_minute_stream_in_bounded_memory(trained_tiny, tmp_path) -> None:
     """A 10-minute 64x64 stream fed faster than real time: resident memory grows by less than 200 MB."""
     out = tmp_path / "events.jsonl"
     sender = subprocess.Popen(
