@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     detect.add_argument("--chunk-seconds", type=float, default=30.0,
                         help="seconds of video decoded and face-tracked at once (bounds memory)")
     detect.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    detect.add_argument("--min-face-size", type=int, metavar="PX", help="MTCNN's smallest face (default 20); "
+                        "a larger one is much faster on footage with big faces, e.g. 80 for a 640x480 webcam")
     detect.add_argument("--causal", action="store_true", help="make windows as a live stream would (faces "
                         "from the past only, one window at a time): the scores --live gives")
     detect.add_argument("--window-stride", type=int, metavar="FRAMES", help="with --causal or --live: frames "
@@ -72,6 +74,8 @@ def run_detect(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or args.batch_size < 1 or args.chunk_seconds <= 0:
         return _usage("--workers and --batch-size must be >= 1 and --chunk-seconds > 0")
+    if args.min_face_size is not None and args.min_face_size < 1:
+        return _usage("--min-face-size must be >= 1")
     if args.live is not None:
         if args.paths:
             return _usage("--live scores one stream; give no PATH with it")
@@ -83,7 +87,8 @@ def run_detect(args: argparse.Namespace) -> int:
         return _usage(f"no file matches {', '.join(unmatched)}")
     if not inputs:
         return _usage("no video found in " + ", ".join(args.paths))
-    options = {"batch_size": args.batch_size, "chunk_seconds": args.chunk_seconds, "device": args.device}
+    options = {"batch_size": args.batch_size, "chunk_seconds": args.chunk_seconds, "device": args.device,
+               "min_face_size": args.min_face_size}
     try:
         detector = _load_detector(args.model, options)
         periods = known_fake_periods(args.labels) if args.labels else {}
@@ -126,7 +131,8 @@ def run_live_detect(args: argparse.Namespace) -> int:
         return _usage("--idle-timeout and --stall-seconds must be > 0 and --reconnects >= 0")
     try:
         source = parse_source(args.live, format=args.live_format, idle_timeout=args.idle_timeout)
-        detector = _load_detector(args.model, {"batch_size": 1, "device": args.device})
+        detector = _load_detector(args.model, {"batch_size": 1, "device": args.device,
+                                               "min_face_size": args.min_face_size})
         options = LiveOptions(args.window_stride, args.stall_seconds, args.reconnects)
         out: TextIO = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else sys.stdout  # noqa: SIM115
     except (OSError, ValueError, KeyError) as error:
@@ -215,8 +221,15 @@ _WORKER: dict[str, Any] = {}
 
 
 def _load_detector(checkpoint: str, options: dict[str, Any]) -> Any:
+    """The Detector; option `min_face_size` (pixels) configures its MTCNN."""
     from avforensics.inference.detector import Detector
 
+    options = dict(options)
+    min_face = options.pop("min_face_size", None)
+    if min_face is not None:
+        from avforensics.media.mtcnn import MTCNN
+
+        options["face_detector"] = MTCNN(min_face_size=min_face)
     return Detector.from_checkpoint(checkpoint, **options)
 
 
