@@ -164,8 +164,10 @@ def test_usage_errors(trained_tiny, capsys) -> None:
     assert main(["detect", "clip.mp4", "--live", "-", "--model", checkpoint]) == 2
     assert main(["detect", "--live", "gopher://x", "--model", checkpoint]) == 2
     assert main(["detect", "--live", "-", "--model", checkpoint, "--window-stride", "3"]) == 2
+    assert main(["detect", "--live", "-", "--model", checkpoint, "--min-face-size", "0"]) == 2
     errors = capsys.readouterr().err
     assert "give no PATH" in errors and "gopher" in errors and "shorter than a window" in errors
+    assert "--min-face-size must be >= 1" in errors
 
 
 def test_unreachable_stream_ends_with_an_error_record(trained_tiny, tmp_path) -> None:
