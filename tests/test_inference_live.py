@@ -24,7 +24,7 @@ from avforensics.inference import live as live_module
 from avforensics.inference.alerts import AlertPolicy, AlertTracker
 from avforensics.inference.live import LiveOptions, run_live
 from avforensics.media.decode import AVWindow
-from avforensics.media.live import SourceNote, chunk_source
+from avforensics.media.live import SourceNote, chunk_source, parse_source
 
 FIXTURES = Path(__file__).with_name("inference_fixtures.py")
 FFMPEG = shutil.which("ffmpeg")
@@ -208,6 +208,18 @@ def test_stall_and_resume_in_process_chunks(detector, stream_file) -> None:
     assert summary["stalls"] == 1 and summary["reason"] == "end of stream"
     offline = detector.predict(stream_file, causal=True)
     assert [w["p_fake"] for w in events if w["type"] == "window"] == [s.p_fake for s in offline.segments]
+
+
+def test_device_source_through_ffmpeg_input_devices(detector) -> None:
+    """The device path, with FFmpeg's lavfi device (no camera here): a generated 2-s stream with sound."""
+    graph = ("testsrc=size=64x64:rate=25:duration=2[out0];"
+             "sine=frequency=220:sample_rate=16000:duration=2[out1]")
+    events: list[dict] = []
+    summary = run_live(detector, parse_source(graph, format="lavfi"), events.append)
+    windows = [event for event in events if event["type"] == "window"]
+    assert [w["start"] for w in windows] == [round(0.32 * k, 6) for k in range(6)]
+    assert all(w["p_audio_fake"] is not None for w in windows)
+    assert summary["reason"] == "end of stream" and summary["stream_seconds"] == pytest.approx(2.0)
 
 
 class SlowFaces(CentreFaceDetector):

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -125,7 +126,10 @@ def run_live_detect(args: argparse.Namespace) -> int:
     """`detect --live SOURCE`: events as JSON lines (to --jsonl, appended and flushed, else stdout); exit 0
     when the stream ended (or was interrupted), 1 when an error ended it, 2 for usage errors."""
     from avforensics.inference.live import LiveOptions, run_live
+    from avforensics.media.errors import MediaWarning
     from avforensics.media.live import parse_source
+
+    warnings.simplefilter("ignore", MediaWarning)  # each one is a "warning" event already
 
     if args.idle_timeout <= 0 or args.stall_seconds <= 0 or args.reconnects < 0:
         return _usage("--idle-timeout and --stall-seconds must be > 0 and --reconnects >= 0")

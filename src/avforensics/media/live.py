@@ -34,8 +34,9 @@ from avforensics.media.timeline import TimelineSource
 
 SourceKind = Literal["stdin", "url", "device", "follow", "chunks"]
 URL_SCHEMES = ("udp", "tcp", "rtp", "rtsp", "rtmp", "rtmps", "http", "https", "srt")
-# Containers a live source usually arrives in; a pipe or a followed file is read as the first one whose
-# probe succeeds when no format is given (FFmpeg's own probing).
+# FFmpeg input devices: SOURCE names the device (or, for lavfi, a filter graph generating the stream).
+DEVICE_FORMATS = ("v4l2", "video4linux2", "alsa", "pulse", "avfoundation", "dshow", "gdigrab", "x11grab",
+                  "kmsgrab", "lavfi")
 _PADDED_TAIL = "last window has "
 
 
@@ -67,14 +68,15 @@ class LiveSource:
 def parse_source(
     spec: str, *, format: str | None = None, idle_timeout: float = 10.0, options: dict[str, str] | None = None
 ) -> LiveSource:
-    """The LiveSource a command-line SOURCE names: `-`, a URL, a device (with `format`), or a file path."""
+    """The LiveSource a command-line SOURCE names: `-`, a URL, a device (`format` one of DEVICE_FORMATS),
+    or a file path (followed while it grows). Without `format`, FFmpeg probes the container."""
     options = dict(options or {})
     if spec == "-":
         return LiveSource(sys.stdin.buffer, "stdin", "<stdin>", format, options, idle_timeout)
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in URL_SCHEMES:
         return LiveSource(spec, "url", spec, format, options, idle_timeout)
-    if format is not None and (spec.startswith("/dev/") or not Path(spec).is_file()):
+    if format in DEVICE_FORMATS:
         return LiveSource(spec, "device", spec, format, options, idle_timeout)
     if scheme:
         schemes = ", ".join(URL_SCHEMES)
