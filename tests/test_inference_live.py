@@ -295,4 +295,9 @@ def test_ten_minute_stream_in_bounded_memory(trained_tiny, tmp_path) -> None:
     assert end["type"] == "end" and end["reason"] == "end of stream"
     assert end["stream_seconds"] == pytest.approx(600, abs=0.5)
     assert end["windows_scored"] + end["windows_skipped"] == 600 * 25 // 8
-    assert baseline is not None and (peak - baseline) / 2**20 < 200
+    assert baseline is not None
+    growth = (peak - baseline) / 2**20
+    print(f"10-minute stream: resident memory {baseline / 2**20:.0f} MiB after the first window, peak "
+          f"{peak / 2**20:.0f} MiB (+{growth:.1f}); {end['windows_scored']} windows scored, "
+          f"{end['windows_skipped']} skipped, {end['wall_s']:.0f} s")
+    assert growth < 200
