@@ -147,6 +147,9 @@ class _LiveRun:
                 arrival, waiting, dropped = self.inbox.take(self.options.stall_seconds)
                 self.behind.extend(dropped)
                 if arrival is None:
+                    if self.inbox.closed:
+                        reason = "error: the reader stopped without an end of stream"
+                        break
                     if stalled_since is None and reader.is_alive():
                         stalled_since = time.monotonic() - self.options.stall_seconds
                         self.summary.stalls += 1
