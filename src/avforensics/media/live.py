@@ -190,7 +190,7 @@ def live_windows(
     samples_per_frame(fps, sample_rate)
     hop = hop or frames_per_window
     frame_offset = 0  # stream frames of earlier connections
-    failures = 0
+    failures = windows = 0
     while True:
         problem, local_end = None, 0  # local_end: frames of this connection placed on the stream clock
         try:
@@ -205,7 +205,8 @@ def live_windows(
                         continue
                     failures = 0
                     local_end = item.start_frame + item.n_valid
-                    yield _shifted(item, frame_offset, fps)
+                    yield _shifted(item, frame_offset, fps, windows)
+                    windows += 1
         except MediaError as error:
             problem = error.reason
         frame_offset += local_end
@@ -256,12 +257,11 @@ def _connection_windows(
         yield window
 
 
-def _shifted(window: AVWindow, frames: int, fps: float) -> AVWindow:
-    if not frames:
-        return window
+def _shifted(window: AVWindow, frames: int, fps: float, index: int) -> AVWindow:
+    """The window of a connection placed on the stream's clock: after `frames` earlier frames, `index`-th."""
     seconds = frames / fps
-    return replace(window, start_frame=window.start_frame + frames, start_time=window.start_time + seconds,
-                   end_time=window.end_time + seconds)
+    return replace(window, index=index, start_frame=window.start_frame + frames,
+                   start_time=window.start_time + seconds, end_time=window.end_time + seconds)
 
 
 def _describe(container: av.container.InputContainer) -> str:
