@@ -111,6 +111,7 @@ def check_stream_events(events: list[dict], offline: dict) -> list[dict]:
 
 
 @needs_ffmpeg
+@pytest.mark.slow  # a 3-s stream in real time plus a process start: 20-30 s here
 def test_stdin_pipe(trained_tiny, stream_file, offline_causal, tmp_path) -> None:
     out = tmp_path / "events.jsonl"
     receiver = subprocess.Popen(live_command(trained_tiny["checkpoint"], "-", out), stdin=subprocess.PIPE,
@@ -126,6 +127,7 @@ def test_stdin_pipe(trained_tiny, stream_file, offline_causal, tmp_path) -> None
 
 
 @needs_ffmpeg
+@pytest.mark.slow  # a 3-s stream in real time plus a process start: 20-30 s here
 def test_tcp_stream_with_reconnect(trained_tiny, stream_file, offline_causal, tmp_path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -147,6 +149,7 @@ def test_tcp_stream_with_reconnect(trained_tiny, stream_file, offline_causal, tm
 
 
 @needs_ffmpeg
+@pytest.mark.slow  # a 3-s stream in real time plus a process start: 20-30 s here
 def test_growing_file_is_followed(trained_tiny, stream_file, offline_causal, tmp_path) -> None:
     growing, out = tmp_path / "growing.ts", tmp_path / "events.jsonl"
     receiver = subprocess.Popen(live_command(trained_tiny["checkpoint"], str(growing), out, "--idle-timeout",
