@@ -7,5 +7,9 @@ bash scripts/setup.sh
 if ! command -v chromium >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# The live-detection tests stream through a local ffmpeg binary (the Debian package).
+if ! command -v ffmpeg >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+fi
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/python -m pytest -q "$@"

@@ -1,4 +1,4 @@
-"""`avforensics detect PATH... --model CKPT` and `avforensics calibrate CKPT`.
+"""`avforensics detect PATH... --model CKPT`, `detect --live SOURCE` and `avforensics calibrate CKPT`.
 
 detect: exit 0 when every input was scored, 1 when some failed (each has an error record with the reason),
 2 for usage errors (bad options, a pattern matching nothing, a checkpoint that cannot be loaded).
@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     detect = subparsers.add_parser(
         "detect", help="score videos with a trained detector: JSON per input, table, timelines"
     )
-    detect.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (recursive), globs")
+    detect.add_argument("paths", nargs="*", metavar="PATH", help="video files, folders (recursive), globs")
     detect.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (calibrated or not)")
     detect.add_argument("--jsonl", metavar="OUT", help="append one record per input here; a rerun skips "
                         "inputs already recorded (default: records to stdout)")
@@ -38,6 +39,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     detect.add_argument("--chunk-seconds", type=float, default=30.0,
                         help="seconds of video decoded and face-tracked at once (bounds memory)")
     detect.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    detect.add_argument("--min-face-size", type=int, metavar="PX", help="MTCNN's smallest face (default 20); "
+                        "a larger one is much faster on footage with big faces, e.g. 80 for a 640x480 webcam")
+    detect.add_argument("--causal", action="store_true", help="make windows as a live stream would (faces "
+                        "from the past only, one window at a time): the scores --live gives")
+    detect.add_argument("--window-stride", type=int, metavar="FRAMES", help="with --causal or --live: frames "
+                        "from one scored window's start to the next (default: consecutive windows)")
+    live = detect.add_argument_group("live streams (docs/live.md)")
+    live.add_argument("--live", metavar="SOURCE", help="score a stream as it arrives: '-' (MPEG-TS or "
+                      "Matroska on stdin), a udp/tcp/rtp/rtsp/rtmp/http(s) URL, a capture device with "
+                      "--live-format, or a file still being written; one JSON event per window")
+    live.add_argument("--live-format", metavar="FORMAT", help="FFmpeg input format, e.g. mpegts, matroska, "
+                      "v4l2 (default: probed)")
+    live.add_argument("--idle-timeout", type=float, default=10.0, metavar="S", help="a network stream or "
+                      "followed file without data for S seconds has ended")
+    live.add_argument("--stall-seconds", type=float, default=5.0, metavar="S",
+                      help="report a stall after S seconds without a new window")
+    live.add_argument("--reconnects", type=int, default=3, help="reopen attempts in a row for network and "
+                      "device sources")
     detect.set_defaults(run=run_detect)
 
     calibrate = subparsers.add_parser(
@@ -57,12 +76,21 @@ def run_detect(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or (args.batch_size is not None and args.batch_size < 1) or args.chunk_seconds <= 0:
         return _usage("--workers and --batch-size must be >= 1 and --chunk-seconds > 0")
+    if args.min_face_size is not None and args.min_face_size < 1:
+        return _usage("--min-face-size must be >= 1")
+    if args.live is not None:
+        if args.paths:
+            return _usage("--live scores one stream; give no PATH with it")
+        return run_live_detect(args)
+    if not args.paths:
+        return _usage("give at least one PATH, or --live SOURCE")
     inputs, unmatched = expand_inputs(args.paths)
     if unmatched:
         return _usage(f"no file matches {', '.join(unmatched)}")
     if not inputs:
         return _usage("no video found in " + ", ".join(args.paths))
-    options = {"batch_size": args.batch_size, "chunk_seconds": args.chunk_seconds, "device": args.device}
+    options = {"batch_size": args.batch_size, "chunk_seconds": args.chunk_seconds, "device": args.device,
+               "min_face_size": args.min_face_size}
     try:
         detector = _load_detector(args.model, options)
         periods = known_fake_periods(args.labels) if args.labels else {}
@@ -95,12 +123,49 @@ def run_detect(args: argparse.Namespace) -> int:
     return 0 if all(record["status"] == "ok" for record in records.values()) else 1
 
 
-def score_one(detector: Any, item: str) -> dict[str, Any]:
-    """The record of one input: the report, or the error's type and reason. Never raises for bad media."""
+def run_live_detect(args: argparse.Namespace) -> int:
+    """`detect --live SOURCE`: events as JSON lines (to --jsonl, appended and flushed, else stdout); exit 0
+    when the stream ended (or was interrupted), 1 when an error ended it, 2 for usage errors."""
+    from avforensics.inference.live import LiveOptions, run_live
+    from avforensics.media.errors import MediaWarning
+    from avforensics.media.live import parse_source
+
+    warnings.simplefilter("ignore", MediaWarning)  # each one is a "warning" event already
+
+    if args.idle_timeout <= 0 or args.stall_seconds <= 0 or args.reconnects < 0:
+        return _usage("--idle-timeout and --stall-seconds must be > 0 and --reconnects >= 0")
+    try:
+        source = parse_source(args.live, format=args.live_format, idle_timeout=args.idle_timeout)
+        detector = _load_detector(args.model, {"batch_size": 1, "device": args.device,
+                                               "min_face_size": args.min_face_size})
+        options = LiveOptions(args.window_stride, args.stall_seconds, args.reconnects)
+        out: TextIO = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else sys.stdout  # noqa: SIM115
+    except (OSError, ValueError, KeyError) as error:
+        return _usage(str(error))
+
+    def emit(event: dict[str, Any]) -> None:
+        out.write(_json_line(event))
+        out.flush()
+
+    try:
+        summary = run_live(detector, source, emit, options)
+    except ValueError as error:
+        return _usage(str(error))
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"{source.name}: {summary['reason']}; {summary['windows_scored']} windows scored, "
+          f"{summary['windows_skipped']} skipped, final state {summary['final_state']}", file=sys.stderr)
+    return 1 if summary["reason"].startswith("error") else 0
+
+
+def score_one(detector: Any, item: str, **predict: Any) -> dict[str, Any]:
+    """The record of one input: the report, or the error's type and reason. Never raises for bad media.
+    `predict`: options of `Detector.predict` (causal, window_stride)."""
     from avforensics.media.errors import MediaError
 
     try:
-        report = detector.predict(item)
+        report = detector.predict(item, **predict)
     except MediaError as error:
         return error_record(item, type(error).__name__, error.reason)
     except Exception as error:  # a batch tool records every failure and carries on with the rest
@@ -161,17 +226,25 @@ _WORKER: dict[str, Any] = {}
 
 
 def _load_detector(checkpoint: str, options: dict[str, Any]) -> Any:
+    """The Detector; option `min_face_size` (pixels) configures its MTCNN."""
     from avforensics.inference.detector import Detector
 
+    options = dict(options)
+    min_face = options.pop("min_face_size", None)
+    if min_face is not None:
+        from avforensics.media.mtcnn import MTCNN
+
+        options["face_detector"] = MTCNN(min_face_size=min_face)
     return Detector.from_checkpoint(checkpoint, **options)
 
 
-def _init_worker(checkpoint: str, options: dict[str, Any], threads: int) -> None:
+def _init_worker(checkpoint: str, options: dict[str, Any], threads: int, predict: dict[str, Any]) -> None:
     import torch
 
     # Workers share the cores: each process's torch and FFmpeg threads are its share, one model per process.
     torch.set_num_threads(threads)
     _WORKER["detector"] = _load_detector(checkpoint, {**options, "decoder_threads": threads})
+    _WORKER["predict"] = predict
 
 
 def worker_threads(workers: int, cores: int) -> int:
@@ -184,19 +257,20 @@ def worker_threads(workers: int, cores: int) -> int:
 
 
 def _score_in_worker(item: str) -> dict[str, Any]:
-    return score_one(_WORKER["detector"], item)
+    return score_one(_WORKER["detector"], item, **_WORKER["predict"])
 
 
 def _scored(pending: list[str], detector: Any, args: argparse.Namespace, options: dict[str, Any]
             ) -> Iterator[dict[str, Any]]:
     """Records of the pending inputs as they finish (in input order with one worker)."""
+    predict = {"causal": args.causal, "window_stride": args.window_stride}
     if args.workers == 1 or len(pending) <= 1:
-        yield from (score_one(detector, item) for item in pending)
+        yield from (score_one(detector, item, **predict) for item in pending)
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = worker_threads(args.workers, cores)
     with ProcessPoolExecutor(args.workers, initializer=_init_worker,
-                             initargs=(args.model, options, threads)) as pool:
+                             initargs=(args.model, options, threads, predict)) as pool:
         yield from (future.result() for future in as_completed(
             [pool.submit(_score_in_worker, item) for item in pending]
         ))

@@ -24,6 +24,7 @@ import torch
 
 from avforensics.experiment.data import collate_windows
 from avforensics.inference.calibration import Calibration
+from avforensics.inference.causal import CausalChunks
 from avforensics.inference.checkpoint import load_checkpoint
 from avforensics.inference.preprocessing import (
     DEFAULT_CHUNK_SECONDS,
@@ -95,16 +96,25 @@ class Detector:
             self._face_detector = MTCNN()
         return self._face_detector
 
-    def predict(self, source: Source) -> Report:
+    def predict(self, source: Source, *, causal: bool = False, window_stride: int | None = None) -> Report:
         """Score one video (a path, or a binary stream such as an upload). Raises MediaError subclasses
-        naming the file and the reason when it cannot be scored."""
+        naming the file and the reason when it cannot be scored.
+
+        causal: make each window as a live stream would (inference/causal.py: faces from the past only,
+        one window at a time, every `window_stride` frames), so the segments equal `detect --live` on the
+        same stream; slower than the default, which tracks faces over whole chunks with look-ahead.
+        """
         if isinstance(source, str | Path):
-            return self._predict_path(Path(source), str(source))
+            return self._predict_path(Path(source), str(source), causal, window_stride)
         name = str(getattr(source, "name", "<stream>"))
         with tempfile.NamedTemporaryFile(suffix=Path(name).suffix or ".bin") as spooled:
             shutil.copyfileobj(source, spooled)
             spooled.flush()
-            return self._predict_path(Path(spooled.name), name)
+            return self._predict_path(Path(spooled.name), name, causal, window_stride)
+
+    def window_probabilities(self, windows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor | None]:
+        """Calibrated probabilities of each head for a list of window dicts (None where a head is missing)."""
+        return self._calibrated(self.window_logits(windows))
 
     def window_logits(self, windows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor | None]:
         """Raw (uncalibrated) logits of each head for a list of window dicts, in batches."""
@@ -124,7 +134,10 @@ class Detector:
             head: None if head in missing or not parts[head] else torch.cat(parts[head]) for head in HEADS
         }
 
-    def _predict_path(self, path: Path, name: str) -> Report:
+    def _predict_path(self, path: Path, name: str, causal: bool, window_stride: int | None) -> Report:
+        if causal:
+            chunks = CausalChunks(path, self.preprocessing, self.face_detector, window_stride)
+            return self._score(chunks, name, causal=True)
         try:
             return self._score(VideoChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds,
                                            self.decoder_threads),
@@ -138,19 +151,22 @@ class Detector:
         return self._score(AudioOnlyChunks(path, self.preprocessing, self.face_detector, self.chunk_seconds),
                            name)
 
-    def _score(self, chunks: VideoChunks, name: str) -> Report:
+    def _score(self, chunks: VideoChunks | CausalChunks, name: str, causal: bool = False) -> Report:
         started = time.perf_counter()
         model_seconds = 0.0
         tally = _Tally(self.preprocessing.options.fps, self.preprocessing.clip_frames)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MediaWarning)
             for chunk in chunks:
+                if not chunk.windows:
+                    continue  # a causal window without a face under the no-face policy "skip"
                 tick = time.perf_counter()
-                probabilities = self._calibrated(self.window_logits(chunk.windows))
+                probabilities = self.window_probabilities(chunk.windows)
                 model_seconds += time.perf_counter() - tick
                 tally.add(chunk, probabilities)
         media_notes = [str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
-        notes = [n for n in media_notes if not VideoChunks.is_streaming_note(n)] + tally.face_notes()
+        notes = [n for n in media_notes if not VideoChunks.is_streaming_note(n)]
+        notes += tally.causal_face_notes(name) if causal else tally.face_notes()
         if not tally.audio_present:
             notes.append(f"{name}: no audio track; scored from the video alone, p_audio_fake is null")
         if not tally.video_present:
@@ -228,6 +244,14 @@ class _Tally:
         self.audio_present &= chunk.audio_present
         self.video_present &= chunk.video_present
         self.chunk_notes.append((chunk.start_frame, chunk.n_frames, chunk.crops.warnings))
+
+    def causal_face_notes(self, name: str) -> list[str]:
+        """Causal windows carry no tracker notes of their own (one per window would flood the report)."""
+        if self.no_face:
+            return [f"{name}: no face found in any scored window; centre crops were scored"]
+        if self.frames and self.found / self.frames < 0.5:
+            return [f"{name}: face found in only {self.found / self.frames:.0%} of the scored frames"]
+        return []
 
     def face_notes(self) -> list[str]:
         """The face tracker's warnings, each with its chunk's time span when the video had several."""

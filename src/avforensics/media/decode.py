@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import mmap
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +30,7 @@ from avforensics.media.errors import (
 from avforensics.media.probe import MediaInfo, probe
 from avforensics.media.timeline import GAP_TOLERANCE, TimelineSource
 
-__all__ = ["AVWindow", "DecodedVideo", "MediaInfo", "decode", "iter_windows", "probe"]
+__all__ = ["AVWindow", "DecodedVideo", "MediaInfo", "assemble_windows", "decode", "iter_windows", "probe"]
 
 
 @dataclass
@@ -150,7 +150,7 @@ def iter_windows(
     MediaWarning says so. A video shorter than one window raises MediaTooShortError under "drop".
     `threads` bounds FFmpeg's decoding threads (0: one per core), for processes that share the cores.
     """
-    spf = samples_per_frame(fps, sample_rate)
+    samples_per_frame(fps, sample_rate)  # raises unless a whole number of samples per frame
     hop = hop or frames_per_window
     if frames_per_window <= 0 or hop <= 0:
         raise ValueError(f"frames_per_window ({frames_per_window}) and hop ({hop}) must be positive")
@@ -162,11 +162,29 @@ def iter_windows(
     source = TimelineSource(
         Path(path), info, Fraction(fps), sample_rate, 0.0, None, max_side, flags, threads
     )
-    assembler = _WindowAssembler(frames_per_window, hop, spf, float(fps), info.has_audio)
-    for kind, data in source.events():
+    yield from assemble_windows(
+        source.events(), frames_per_window, hop, fps, sample_rate, info.has_audio, partial, flags
+    )
+
+
+def assemble_windows(
+    events: Iterable[tuple[str, np.ndarray]],
+    frames_per_window: int,
+    hop: int,
+    fps: float,
+    sample_rate: int,
+    has_audio: bool,
+    partial: Literal["drop", "pad", "keep"],
+    flags: MediaFlags,
+) -> Iterator[AVWindow]:
+    """Cut a timeline's ("video", frame) / ("audio", samples) events into windows as each one completes:
+    `iter_windows` on a file, and the live sources (media.live) on a stream, share this."""
+    assembler = _WindowAssembler(frames_per_window, hop, samples_per_frame(fps, sample_rate), float(fps),
+                                 has_audio)
+    for kind, data in events:
         assembler.add(kind, data)
         yield from assembler.ready()
-    yield from assembler.finish(Path(path), partial, flags)
+    yield from assembler.finish(Path(flags.path), partial, flags)
 
 
 class _FrameStack:

@@ -65,20 +65,26 @@ def open_media(path: str | Path) -> av.container.InputContainer:
 def probe(path: str | Path) -> MediaInfo:
     """Read what a file contains without decoding it (only its first video frame, to read the rotation)."""
     with open_media(path) as container:
-        if not container.streams.video and not container.streams.audio:
-            raise NotMediaError(
-                path, f"no audio or video stream (FFmpeg reads it as '{container.format.name}')"
-            )
-        duration = container.duration / av.time_base if container.duration else None
-        info = MediaInfo(
-            str(path), False, bool(container.streams.audio), duration, None, None, None, 0, None, None, None
-        )
-        if container.streams.audio:
-            audio = _codec(container.streams.audio[0], Path(path))
-            info = dataclasses.replace(info, sample_rate=audio.sample_rate, channels=audio.channels)
-        if container.streams.video:
-            info = _probe_video(container, Path(path), info)
-        return info
+        return container_info(container, path)
+
+
+def container_info(
+    container: av.container.InputContainer, path: str | Path, *, read_rotation: bool = True
+) -> MediaInfo:
+    """What an open container holds. Without `read_rotation` nothing is decoded (a live stream cannot be
+    rewound after its first frame); rotation is then 0 here, and decoding still turns each frame upright."""
+    if not container.streams.video and not container.streams.audio:
+        raise NotMediaError(path, f"no audio or video stream (FFmpeg reads it as '{container.format.name}')")
+    duration = container.duration / av.time_base if container.duration else None
+    info = MediaInfo(
+        str(path), False, bool(container.streams.audio), duration, None, None, None, 0, None, None, None
+    )
+    if container.streams.audio:
+        audio = _codec(container.streams.audio[0], Path(path))
+        info = dataclasses.replace(info, sample_rate=audio.sample_rate, channels=audio.channels)
+    if container.streams.video:
+        info = _probe_video(container, Path(path), info, read_rotation)
+    return info
 
 
 def declared_end(stream: av.stream.Stream) -> Fraction | None:
@@ -88,23 +94,16 @@ def declared_end(stream: av.stream.Stream) -> Fraction | None:
     return Fraction(stream.start_time + stream.duration) * stream.time_base
 
 
-def _probe_video(container: av.container.InputContainer, path: Path, info: MediaInfo) -> MediaInfo:
+def _probe_video(
+    container: av.container.InputContainer, path: Path, info: MediaInfo, read_rotation: bool
+) -> MediaInfo:
     stream = container.streams.video[0]
     average, base = stream.average_rate, stream.base_rate
     vfr = None
     if average and base:
         vfr = abs(float(average) - float(base)) > 0.01 * float(base)
     codec = _codec(stream, path)
-    try:
-        first = next(container.decode(stream), None)
-    except av.error.FFmpegError as error:
-        raise CorruptMediaError(
-            path,
-            f"the first video frame cannot be decoded (damaged or truncated file): {error.strerror or error}",
-        ) from error
-    if first is None:
-        raise CorruptMediaError(path, "the video stream has no decodable frames")
-    rotation = round(first.rotation / 90) * 90 % 360
+    rotation = _first_frame_rotation(container, path) if read_rotation else 0
     width, height = codec.width, codec.height
     if rotation in (90, 270):
         width, height = height, width
@@ -117,6 +116,19 @@ def _probe_video(container: av.container.InputContainer, path: Path, info: Media
         rotation=rotation,
         is_variable_frame_rate=vfr,
     )
+
+
+def _first_frame_rotation(container: av.container.InputContainer, path: Path) -> int:
+    try:
+        first = next(container.decode(container.streams.video[0]), None)
+    except av.error.FFmpegError as error:
+        raise CorruptMediaError(
+            path,
+            f"the first video frame cannot be decoded (damaged or truncated file): {error.strerror or error}",
+        ) from error
+    if first is None:
+        raise CorruptMediaError(path, "the video stream has no decodable frames")
+    return round(first.rotation / 90) * 90 % 360
 
 
 def _codec(stream: av.stream.Stream, path: Path) -> av.codec.context.CodecContext:

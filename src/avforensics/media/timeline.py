@@ -57,45 +57,52 @@ class TimelineSource:
 
     def events(self) -> Iterator[tuple[str, np.ndarray]]:
         with open_media(self.path) as container:
-            zero = Fraction(container.start_time or 0) * _AV_TIME_BASE
-            origin = zero + self.start
-            end = origin + self.duration if self.duration is not None else None
-            video = container.streams.video[0] if self.info.has_video else None
-            audio = container.streams.audio[0] if self.info.has_audio else None
-            if video is not None:
-                video.thread_type = "AUTO"
-                video.codec_context.thread_count = self.threads
-                convert = FrameConverter(self.max_side, self.flags)
-                source_fps = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else self.fps
-                self.picker = FramePicker(origin, end, self.fps, source_fps, convert, self.flags)
-            aligner = None
-            if audio is not None:
-                horizon = latest_declared_end(container)
-                aligner = AudioAligner(origin, end, self.sample_rate, self.path, self.flags, horizon)
-            if self.start > 0:
-                container.seek(int(origin / _AV_TIME_BASE), backward=True)
-            reached_eof = True
-            for frame in self._frames(container, [s for s in (video, audio) if s is not None]):
-                if isinstance(frame, av.VideoFrame):
-                    yield from (("video", image) for image in self.picker.push(frame))
-                else:
-                    yield from (("audio", chunk) for chunk in aligner.push(frame))
-                if (
-                    end is not None
-                    and (self.picker is None or self.picker.done)
-                    and (aligner is None or aligner.done)
-                ):
-                    reached_eof = False
-                    break
-            if reached_eof:
-                stream_end = max(
-                    self.picker.last_end if self.picker else 0, aligner.last_end if aligner else 0
-                )
-                self._check_complete(container, [s for s in (video, audio) if s is not None], stream_end)
-            if self.picker is not None:
-                yield from (("video", image) for image in self.picker.finish(declared_end(video)))
-            if aligner is not None:
-                yield from (("audio", chunk) for chunk in aligner.finish())
+            yield from self.container_events(container)
+
+    def container_events(
+        self, container: av.container.InputContainer, *, live: bool = False
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """The events of an open container: a file, or a live stream (`live=True`), which declares no
+        duration: its end is neither checked for truncation nor used to bound audio timestamps."""
+        zero = Fraction(container.start_time or 0) * _AV_TIME_BASE
+        origin = zero + self.start
+        end = origin + self.duration if self.duration is not None else None
+        video = container.streams.video[0] if self.info.has_video else None
+        audio = container.streams.audio[0] if self.info.has_audio else None
+        if video is not None:
+            video.thread_type = "AUTO"
+            video.codec_context.thread_count = self.threads
+            convert = FrameConverter(self.max_side, self.flags)
+            source_fps = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else self.fps
+            self.picker = FramePicker(origin, end, self.fps, source_fps, convert, self.flags)
+        aligner = None
+        if audio is not None:
+            horizon = None if live else latest_declared_end(container)
+            aligner = AudioAligner(origin, end, self.sample_rate, self.path, self.flags, horizon)
+        if self.start > 0:
+            container.seek(int(origin / _AV_TIME_BASE), backward=True)
+        reached_eof = True
+        for frame in self._frames(container, [s for s in (video, audio) if s is not None]):
+            if isinstance(frame, av.VideoFrame):
+                yield from (("video", image) for image in self.picker.push(frame))
+            else:
+                yield from (("audio", chunk) for chunk in aligner.push(frame))
+            if (
+                end is not None
+                and (self.picker is None or self.picker.done)
+                and (aligner is None or aligner.done)
+            ):
+                reached_eof = False
+                break
+        if reached_eof and not live:
+            stream_end = max(
+                self.picker.last_end if self.picker else 0, aligner.last_end if aligner else 0
+            )
+            self._check_complete(container, [s for s in (video, audio) if s is not None], stream_end)
+        if self.picker is not None:
+            yield from (("video", image) for image in self.picker.finish(declared_end(video)))
+        if aligner is not None:
+            yield from (("audio", chunk) for chunk in aligner.finish())
 
     def _frames(
         self, container: av.container.InputContainer, streams: list[av.stream.Stream]
