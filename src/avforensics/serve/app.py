@@ -20,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from avforensics import __version__
-from avforensics.serve import api, pages
+from avforensics.serve import api, live, pages
 from avforensics.serve.catalogue import ModelEntry, load_catalogue
 from avforensics.serve.files import JobFiles
 from avforensics.serve.metrics import ServiceMetrics
@@ -96,7 +96,7 @@ def create_app(settings: ServeSettings, *, catalogue: dict[str, ModelEntry] | No
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization"])
-    for router in (api.router, *routers, pages.router):
+    for router in (api.router, live.router, *routers, pages.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -8,18 +8,20 @@ Reading one job by its id needs no token: the id is an unguessable link that can
 from __future__ import annotations
 
 from fastapi import HTTPException, Request
+from starlette.requests import HTTPConnection
 
 TOKEN_COOKIE = "avforensics_token"
 
 
-def presented_token(request: Request) -> str | None:
+def presented_token(request: HTTPConnection) -> str | None:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return request.cookies.get(TOKEN_COOKIE)
 
 
-def is_authorised(request: Request) -> bool:
+def is_authorised(request: HTTPConnection) -> bool:
+    """A request or WebSocket that may use the service (always, when tokens are not required)."""
     service = request.app.state.service
     if not service.settings.token_required:
         return True

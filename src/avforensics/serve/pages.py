@@ -47,6 +47,15 @@ async def sign_in(request: Request) -> Response:
     return response
 
 
+@router.get("/live", response_class=HTMLResponse)
+def live_page(request: Request) -> Response:
+    """Webcam and microphone scored live: MediaRecorder chunks over the WebSocket, events on a timeline."""
+    if not is_authorised(request):
+        return _sign_in(request)
+    models = [entry.public() for entry in service_of(request).catalogue.values()]
+    return templates.TemplateResponse(request, "live.html", {"models": models})
+
+
 @router.get("/history", response_class=HTMLResponse)
 def history_page(request: Request) -> Response:
     if not is_authorised(request):
