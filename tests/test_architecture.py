@@ -75,3 +75,29 @@ def test_importing_the_inference_api_loads_no_trainer() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_command_table_names_exactly_what_each_module_registers() -> None:
+    import argparse
+    import importlib
+
+    from avforensics.cli import COMMAND_MODULES
+
+    for module, names in COMMAND_MODULES.items():
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(subparsers)
+        assert tuple(subparsers.choices) == names, module
+
+
+def test_a_command_imports_only_the_module_that_runs_it() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from avforensics.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['detect', '--help'])\n"
+        "heavy = ('avforensics.models', 'avforensics.train', 'avforensics.synth', 'transformers', 'peft',\n"
+        "         'sklearn', 'lightning', 'pytorch_lightning')\n"
+        "print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in heavy)))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -10,31 +10,36 @@ import sys
 from avforensics import __version__
 
 # Each module defines `register(subparsers)`, adding its sub-commands with `set_defaults(run=...)`,
-# where `run(args) -> int` returns the exit code (0 ok, 1 some inputs failed; argparse uses 2).
-COMMAND_MODULES: list[str] = [
-    "avforensics.backbones.cli",
-    "avforensics.data.cli",
-    "avforensics.synth.cli",
-    "avforensics.train.cli",
-    "avforensics.protocols.cli",
-    "avforensics.inference.cli",
-    "avforensics.serve.cli",
-    "avforensics.protocols.demo",
-]
+# where `run(args) -> int` returns the exit code (0 ok, 1 some inputs failed; argparse uses 2). The names
+# are the sub-commands each adds, so a command line imports only the module it runs: importing them all
+# (torch, transformers, peft, scikit-learn) costs seconds of start-up.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "avforensics.backbones.cli": ("weights",),
+    "avforensics.data.cli": ("audit", "prepare", "split", "verify-split"),
+    "avforensics.synth.cli": ("synth",),
+    "avforensics.train.cli": ("train", "models"),
+    "avforensics.protocols.cli": ("evaluate", "benchmark-protocol"),
+    "avforensics.inference.cli": ("detect", "calibrate"),
+    "avforensics.serve.cli": ("serve", "serve-token"),
+    "avforensics.protocols.demo": ("demo",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of `command` alone when it is a known sub-command, else of every sub-command."""
     parser = argparse.ArgumentParser(prog="avforensics", description=__doc__)
     parser.add_argument("--version", action="version", version=f"avforensics {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    owners = [module for module, names in COMMAND_MODULES.items() if command in names]
+    for name in owners or COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(next((word for word in argv if not word.startswith("-")), None))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
