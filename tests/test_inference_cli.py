@@ -153,7 +153,9 @@ def test_ten_minute_video_in_bounded_memory(trained_tiny, tmp_path, capsys) -> N
 def test_killed_detect_resumes_with_one_record_per_input(trained_tiny, tmp_path, capsys) -> None:  # noqa: F811
     videos = [talking_video(tmp_path / f"v{i:02d}.mp4", 0.7, seed=i) for i in range(10)]
     out = tmp_path / "results.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(FIXTURES.parent)}
+    # The checkout's own sources first: a worktree or a fresh clone must not import an installed copy.
+    path = os.pathsep.join([str(FIXTURES.parent.parent / "src"), str(FIXTURES.parent)])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     command = [sys.executable, str(FIXTURES), "detect", str(tmp_path / "v*.mp4"), "--model",
                str(trained_tiny["checkpoint"]), "--jsonl", str(out)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -27,13 +27,14 @@ def write_video(
     size: tuple[int, int] | None = None,
     video_codec: str = "libx264",
     audio_codec: str = "aac",
-    crf: int = 20,
+    crf: float = 20,
     preset: str = "veryfast",
     frame_times: np.ndarray | None = None,
     rotation: int = 0,
     audio_start: float = 0.0,
     faststart: bool = False,
     threads: int = 0,
+    reproducible: bool = False,
 ) -> Path:
     """Encode frames and/or audio into one container (format from the suffix: .mp4, .mkv, .mov, .wav...).
 
@@ -44,7 +45,9 @@ def write_video(
     delays the audio track's timestamps, as in files whose sound starts after the picture. `faststart`
     moves an MP4's index to the front (as web uploads are), so players can start before the whole file.
     `threads` sets x264's thread count (0: the encoder chooses); 1 keeps parallel workers from
-    oversubscribing the cores. Even single-threaded, libx264 output is not bit-identical from run to run.
+    oversubscribing the cores. Even single-threaded, libx264's default output varies in a few macroblocks
+    from run to run (its macroblock tree); `reproducible` turns that off (`mbtree=0`) with one thread, so the
+    same frames give the same bytes. Without the tree a given CRF spends more bits: raise it to compensate.
     """
     path = Path(path)
     if frames is None and audio is None:
@@ -59,7 +62,10 @@ def write_video(
             if size is None:
                 frames = np.asarray(frames, dtype=np.uint8)
                 size = (frames.shape[2], frames.shape[1])
-            video_stream = _video_stream(container, size, fps, video_codec, crf, preset, frame_times, threads)
+            x264 = {"crf": str(crf), "preset": preset}
+            x264 |= {"threads": "1", "x264-params": "mbtree=0"} if reproducible else {}
+            x264 |= {"threads": str(threads)} if threads and not reproducible else {}
+            video_stream = _video_stream(container, size, fps, video_codec, x264, frame_times)
             if rotation:
                 video_stream.set_display_rotation(rotation)
         if audio is not None:
@@ -93,17 +99,15 @@ def _video_stream(
     size: tuple[int, int],
     fps: float | Fraction,
     codec: str,
-    crf: int,
-    preset: str,
+    x264_options: dict[str, str],
     frame_times: np.ndarray | None,
-    threads: int,
 ) -> av.video.stream.VideoStream:
     width, height = size
     stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
     stream.width, stream.height = width - width % 2, height - height % 2
     stream.pix_fmt = "yuv420p"
     if codec == "libx264":
-        stream.options = {"crf": str(crf), "preset": preset, **({"threads": str(threads)} if threads else {})}
+        stream.options = x264_options
     if frame_times is not None:
         stream.codec_context.time_base = _VFR_TIME_BASE
     return stream
