@@ -80,7 +80,8 @@ def test_paper_preset_offline_fails_with_a_message_not_a_traceback(tmp_path, mon
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    argv = ["train", "avprompt/paper", "--out", str(tmp_path / "run"), "--set", "model.overrides.branches=[audio]"]
+    argv = ["train", "avprompt/paper", "--out", str(tmp_path / "run")]
+    argv += ["--set", "model.overrides.branches=[audio]"]
     assert main(argv) == 1
     message = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     assert "cannot fetch 'openai/whisper-base' from the Hugging Face hub" in message
