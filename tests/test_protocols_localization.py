@@ -15,10 +15,10 @@ from avforensics.protocols.localization import localize, metadata_file
 
 
 def test_scripted_frame_scores_on_lavdf_give_exact_proposals_and_metrics(tmp_path: Path) -> None:
-    """LAV-DF fixture: 12 clips of 50 frames, 9 fakes with the fake period [1.0, 1.4) s. Frames inside it
-    score 0.9, all others 0.1, so each fake gets the exact segment at 0.9 and the run of all its scored
-    frames (0-1.92 s, 48 frames in 12 windows of 4) at their mean; a real clip gets that run at 0.1."""
-    records = get_adapter("lavdf").records(write_lavdf(tmp_path))
+    """LAV-DF fixture, test split: 4 clips of 50 frames, 3 fakes with the fake period [1.0, 1.4) s. Frames
+    inside it score 0.9, all others 0.1, so each fake gets the exact segment at 0.9 and the run of all its
+    scored frames (0-1.92 s, 48 frames in 12 windows of 4) at their mean; a real clip gets that run at 0.1."""
+    records = [r for r in get_adapter("lavdf").records(write_lavdf(tmp_path)) if r.split == "test"]
     dataset = WindowDataset(DecodedVideos(records, PrepareOptions(size=8)), "all", 4, 8)
     table: dict[str, list] = {"video_id": [], "window": [], "p_fake": [], "p_frame_fake": []}
     for position, number, window in dataset.windows:
@@ -36,15 +36,15 @@ def test_scripted_frame_scores_on_lavdf_give_exact_proposals_and_metrics(tmp_pat
         proposals = [value for proposal in result.proposals[metadata_file(record)] for value in proposal]
         expected = [0.9, 1.0, 1.4, fake_mean, 0.0, 1.92] if record.label == 1 else [0.1, 0.0, 1.92]
         assert proposals == pytest.approx(expected), record.id
-    # 9 true positives ranked first, then 12 false positives: AP = 1 - 1/9 (the package leaves out the
+    # 3 true positives ranked first, then 4 false positives: AP = 1 - 1/3 (the package leaves out the
     # span below the first recall point); every segment is among each file's first 5 proposals.
     assert result.metrics == pytest.approx({
-        "ap@0.5": 8 / 9, "ap@0.75": 8 / 9, "ap@0.9": 8 / 9, "ap@0.95": 8 / 9,
+        "ap@0.5": 2 / 3, "ap@0.75": 2 / 3, "ap@0.9": 2 / 3, "ap@0.95": 2 / 3,
         "ar@50": 1.0, "ar@30": 1.0, "ar@20": 1.0, "ar@10": 1.0, "ar@5": 1.0,
     })
     written = json.loads((tmp_path / "out" / "proposals.json").read_text())
-    assert sum(written["train/000001.mp4"], []) == pytest.approx([0.9, 1.0, 1.4, fake_mean, 0.0, 1.92])
-    assert "| 0.8889 | 0.8889 | 0.8889 | 0.8889 |" in (tmp_path / "out" / "localization.md").read_text()
+    assert sum(written["test/000009.mp4"], []) == pytest.approx([0.9, 1.0, 1.4, fake_mean, 0.0, 1.92])
+    assert "| 0.6667 | 0.6667 | 0.6667 | 0.6667 |" in (tmp_path / "out" / "localization.md").read_text()
 
 
 def test_parts_without_fake_periods_are_not_localised(tmp_path: Path) -> None:
