@@ -7,14 +7,17 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from data_fixtures import CLIP_SECONDS, write_lavdf
 from eval_fixtures import method_config
 from sklearn.metrics import roc_auc_score
+from train_fixtures import ENGINE_CONFIG
 
 import avforensics.protocols.benchmark as benchmark
 from avforensics.cli import main
-from avforensics.eval.metrics import compute_detection_metrics
+from avforensics.eval.localization import localization_metrics, read_proposals, timeline_proposals
+from avforensics.eval.metrics import MetricUndefined, compute_detection_metrics
 from avforensics.eval.predictions import read_predictions
-from avforensics.experiment.config import save_config
+from avforensics.experiment.config import load_config, save_config
 from avforensics.protocols.benchmark import BenchmarkError, run_benchmark
 from avforensics.protocols.evaluate import DataSelection, evaluate
 from avforensics.train.run import train
@@ -182,3 +185,51 @@ def test_cli_lists_tables_and_runs_a_named_table_with_chosen_values(
     assert "| tone |" in capsys.readouterr().out
     assert main(["benchmark-protocol", str(config), "--table", "nope", "--out", str(out)]) == 2
     assert main(["benchmark-protocol", str(config), "--out", str(out)]) == 2
+
+
+def test_evaluate_on_lavdf_prints_ap_ar_and_writes_proposals(tmp_path: Path, capsys) -> None:
+    """A per-frame toy detector (4-frame windows of 8 px faces) scored on the LAV-DF fixture tree: AP@IoU
+    and AR@N printed, proposals.json in the AV-Deepfake1M format keyed by the metadata's file names."""
+    run_dir = tmp_path / "run"
+    train(load_config(ENGINE_CONFIG, [
+        "model.name=toy_av_frames", "model.overrides={samples: 2560}", "data.dataset=toy_av_methods",
+        "data.clip_frames=4", "data.protocol=random", "data.options={videos: 40, windows: 2, size: 8, "
+        "samples: 2560, protocol_params: {train: 0.6, val: 0.2, test: 0.2}}",
+        "optim.epochs=1", "optim.milestones=[]", "optim.schedule=constant",
+    ]), run_dir)
+    root = write_lavdf(tmp_path / "data")
+    out = tmp_path / "evaluation"
+    code = main(["evaluate", str(run_dir), "--out", str(out), "--data", f"lavdf={root}", "--no-plots",
+                 "--protocol", "random", "--set",
+                 "data.options={image_size: 8, protocol_params: {train: 0.5, val: 0.25, test: 0.25}}"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "## Temporal localisation (AV-Deepfake1M settings)" in printed
+    assert "| AP@0.5 | AP@0.75 | AP@0.9 | AP@0.95 |" in printed
+    assert "| AR@50 | AR@30 | AR@20 | AR@10 | AR@5 |" in printed
+
+    predictions = read_predictions(out / "predictions.json")
+    test_ids = sorted(set(predictions["video_id"]))
+    metadata = json.loads(next(root.rglob("metadata.json")).read_text())
+    periods = {entry["file"]: entry["fake_periods"] for entry in metadata}
+    proposals = json.loads((out / "proposals.json").read_text())
+    assert sorted(proposals) == sorted(video_id.removeprefix("lavdf/") for video_id in test_ids)
+    for file, rows in proposals.items():
+        assert all(isinstance(row, list) and len(row) == 3 for row in rows)
+        assert [row[0] for row in rows] == sorted((row[0] for row in rows), reverse=True)
+        assert all(0.0 <= start < end <= CLIP_SECONDS for _, start, end in rows)
+        # The per-frame timeline of the file's windows (consecutive, 4 frames each, 25 fps) gives them.
+        windows = sorted((w, s) for v, w, s in zip(predictions["video_id"], predictions["window"],
+                                                    predictions["p_frame_fake"], strict=True)
+                         if v == f"lavdf/{file}")
+        timeline = [((4 * w + k) / 25, (4 * w + k + 1) / 25, score)
+                    for w, frame_scores in windows for k, score in enumerate(frame_scores)]
+        assert rows == [list(p) for p in timeline_proposals(timeline)]
+    truth = {file: [tuple(period) for period in periods[file]] for file in proposals}
+    expected = localization_metrics(read_proposals(out / "proposals.json"), truth)
+    written = json.loads((out / "localization.json").read_text())
+    assert written["fake_segments"] == sum(len(p) for p in truth.values()) > 0
+    assert written["scores"] == "per-frame p_frame_fake"
+    for name, value in expected.items():
+        assert written["metrics"][name] == (
+            {"undefined": value.reason} if isinstance(value, MetricUndefined) else pytest.approx(value))

@@ -16,6 +16,7 @@ from avforensics.eval.localization import (
     read_ground_truth,
     read_proposals,
     read_scores,
+    timeline_proposals,
     write_proposals,
     write_scores,
 )
@@ -114,3 +115,18 @@ def test_detection_metrics_from_score_file(tmp_path):
     assert metrics.auc == pytest.approx(0.5) and metrics.acc == pytest.approx(1 / 3)
     with pytest.raises(KeyError, match="1 labelled files have no score"):
         detection_metrics_from_scores({"a.mp4": 0.7, "b.mp4": 0.4}, TRUTH)
+
+
+def test_timeline_proposals_are_runs_at_every_score_level_most_confident_first() -> None:
+    """Frames of 1 s scored by hand; each level 0.1 ... 0.9 cuts runs, a segment found twice is kept once."""
+    scores = [0.05, 0.15, 0.95, 0.85, 0.15, 0.05, 0.55, 0.65, 0.05, 0.35]
+    timeline = [(float(k), float(k + 1), score) for k, score in enumerate(scores)]
+    # 0.1: (1,5) mean 0.525, (6,8) 0.6, (9,10) 0.35; 0.2-0.3: (2,4) 0.9, (6,8), (9,10); 0.4-0.5: (2,4),
+    # (6,8); 0.6: (2,4), (7,8) 0.65; 0.7-0.8: (2,4); 0.9: (2,3) 0.95.
+    expected = [(0.95, 2.0, 3.0), (0.9, 2.0, 4.0), (0.65, 7.0, 8.0), (0.6, 6.0, 8.0), (0.525, 1.0, 5.0),
+                (0.35, 9.0, 10.0)]
+    proposals = timeline_proposals(timeline)
+    assert [(start, end) for _, start, end in proposals] == [(start, end) for _, start, end in expected]
+    assert [confidence for confidence, _, _ in proposals] == pytest.approx([c for c, _, _ in expected])
+    assert timeline_proposals(timeline, thresholds=[0.5]) == proposals_from_scores(timeline, 0.5)
+    assert timeline_proposals([(0.0, 1.0, 0.05)]) == []

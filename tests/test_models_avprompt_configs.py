@@ -65,3 +65,25 @@ def test_small_config_trains_its_random_tower_threefold_faster() -> None:
     assert paper.lr_scales() == {} and audio_only.lr_scales() == {}
     with pytest.raises(ValueError, match="tower_lr_scale must be positive"):
         build_model("avprompt", "small", tower_lr_scale=0.0)
+
+
+def test_paper_preset_names_openais_hub_whisper_and_small_the_offline_install() -> None:
+    assert AVPromptDetector.configs["paper"].whisper_weights == "openai/whisper-base"
+    assert AVPromptDetector.configs["small"].whisper_weights == "whisper-base"
+
+
+def test_paper_preset_offline_fails_with_a_message_not_a_traceback(tmp_path, monkeypatch, caplog) -> None:
+    """No hub (HF_HUB_OFFLINE, empty cache): `train avprompt/paper` exits 1 saying how to get the weights."""
+    from huggingface_hub import constants
+
+    from avforensics.cli import main
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    argv = ["train", "avprompt/paper", "--out", str(tmp_path / "run")]
+    argv += ["--set", "model.overrides.branches=[audio]"]
+    assert main(argv) == 1
+    message = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert "cannot fetch 'openai/whisper-base' from the Hugging Face hub" in message
+    assert "avforensics weights install NAME" in message
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -178,3 +178,32 @@ def test_noisy_or_readout_combines_the_fused_video_and_audio_heads() -> None:
     assert torch.isnan(noisy_or.audio_logits[5]) and torch.isfinite(noisy_or.logits).all()
     with pytest.raises(ValueError, match="fused_readout"):
         tiny_model(fused_readout="max")
+
+
+def test_doc_claims_gradient_groups_are_the_encoders_and_noisy_or_trains_the_unimodal_heads() -> None:
+    """docs/engine.md and docs/models/macbdf.md: the OM-Pareto groups hold the two encoders' parameters
+    and nothing else; under `noisy_or` the fused BCE is on the noisy-or logit, so it reaches the heads."""
+    model = tiny_model()
+    groups = {g.name: {id(p) for p in g.parameters} for g in model.gradient_groups()}
+    encoders = {"video_encoder": model.video_encoder, "audio_encoder": model.audio_encoder}
+    assert groups == {name: {id(p) for p in enc.parameters()} for name, enc in encoders.items()}
+    grouped = groups["video_encoder"] | groups["audio_encoder"]
+    outside = [n for n, p in model.named_parameters() if id(p) not in grouped]
+    assert outside and all(not n.startswith(("video_encoder.", "audio_encoder.")) for n in outside)
+    assert any("fusion" in n for n in outside)
+
+    batch = tiny_batch()
+    for readout, reaches_heads in (("classifier", False), ("noisy_or", True)):
+        torch.manual_seed(0)
+        model = tiny_model(fused_readout=readout).eval()
+        outputs = model(batch)
+        fused = model.losses(outputs, batch)["fused"]
+        known = batch["label"] >= 0
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(
+            outputs.logits[known], batch["label"][known].float()
+        )
+        assert fused.item() == pytest.approx(expected.item(), rel=1e-5)
+        head_params = list(model.video_head.parameters())
+        grads = torch.autograd.grad(fused, head_params, allow_unused=True)
+        touched = any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+        assert touched == reaches_heads, readout

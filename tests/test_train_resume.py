@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_fixtures import ENGINE_CONFIG
+from train_fixtures import ENGINE_CONFIG, KILL_AFTER_LAST_CHECKPOINT
 
 from avforensics.experiment.config import load_config
 from avforensics.train.run import LAST_CHECKPOINT, RunResult, train
@@ -112,3 +113,44 @@ def test_resume_refuses_missing_or_existing_runs(tmp_path: Path) -> None:
     train(config, tmp_path / "run")
     with pytest.raises(FileExistsError, match="--resume"):
         train(config, tmp_path / "run")
+
+
+def validation_rows(run_dir: Path) -> list[dict[str, float]]:
+    """The rows of every session's metrics.csv that carry validation metrics (val/*, epoch, step)."""
+    rows = []
+    for path in sorted((run_dir / "csv").glob("version_*/metrics.csv")):
+        with path.open() as handle:
+            for row in csv.DictReader(handle):
+                if row.get("val/loss"):
+                    rows.append({
+                        key: float(value) for key, value in row.items()
+                        if value != "" and (key.startswith("val/") or key in ("epoch", "step"))
+                    })
+    return rows
+
+
+@pytest.mark.slow
+def test_a_run_killed_right_after_an_end_of_epoch_checkpoint_resumes_with_that_epochs_validation(
+    tmp_path: Path, full_run: RunResult
+) -> None:
+    """4 steps per epoch, checkpoints every 2 steps: step 8 is epoch 1's last batch. The process group is
+    SIGKILLed right after last.ckpt holds step 8; the resumed run must still validate epoch 1."""
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, str(FIXTURES), "train", str(ENGINE_CONFIG), "--out", str(run_dir)]
+    command += [arg for override in OVERRIDES for arg in ("--set", override)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", KILL_AFTER_LAST_CHECKPOINT: "8",
+           "PYTHONPATH": os.pathsep.join([str(FIXTURES.parent), str(FIXTURES.parents[1] / "src")])}
+    killed = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _saved_step(run_dir) == 8
+    resumed = train(load_config(ENGINE_CONFIG, OVERRIDES), run_dir, resume=True)
+    assert_resumed_like_full(resumed, full_run)
+    expected, actual = validation_rows(full_run.run_dir), validation_rows(run_dir)
+    assert [row["epoch"] for row in expected] == [0, 1, 2, 3]
+    assert [row.keys() for row in actual] == [row.keys() for row in expected]
+    for got, want in zip(actual, expected, strict=True):
+        assert got == pytest.approx(want, abs=1e-6)
+    assert resumed.best_checkpoint is not None and full_run.best_checkpoint is not None
+    assert resumed.best_checkpoint.name == full_run.best_checkpoint.name
+    assert resumed.best_score == pytest.approx(full_run.best_score, abs=1e-9)

@@ -7,6 +7,8 @@ Importing this module registers model "toy_av" and dataset "toy_av". Run as a sc
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +163,28 @@ def toy_dataset(config: DataConfig, split: str, window_policy: str) -> ToyClips:
 if "toy_av" not in registered_models():
     register_model(ToyAVDetector)
 
+# Run as a script with this variable set to N, the process group is SIGKILLed right after the first save of
+# checkpoints/last.ckpt at step N or later: a deterministic kill at an exact point of training.
+KILL_AFTER_LAST_CHECKPOINT = "AVFORENSICS_TEST_KILL_AFTER_LAST_CHECKPOINT_STEP"
+
+
+def kill_after_last_checkpoint(step: int) -> None:
+    """Make every Trainer kill its process group once it has written last.ckpt at `step` or later."""
+    import pytorch_lightning as pl
+
+    save = pl.Trainer.save_checkpoint
+
+    def save_then_die(trainer: pl.Trainer, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        save(trainer, filepath, *args, **kwargs)
+        if Path(filepath).name == "last.ckpt" and trainer.global_step >= step:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    pl.Trainer.save_checkpoint = save_then_die  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     from avforensics.cli import main
 
+    if KILL_AFTER_LAST_CHECKPOINT in os.environ:
+        kill_after_last_checkpoint(int(os.environ[KILL_AFTER_LAST_CHECKPOINT]))
     sys.exit(main())

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from avforensics import __version__
+from avforensics.backbones.errors import BackboneWeightsError
 
 # Each module defines `register(subparsers)`, adding its sub-commands with `set_defaults(run=...)`,
 # where `run(args) -> int` returns the exit code (0 ok, 1 some inputs failed; argparse uses 2). The names
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except BackboneWeightsError as error:  # e.g. hub weights offline: the message says what to do instead
+        logging.getLogger("avforensics").error("%s", error)
+        return 1
 
 
 if __name__ == "__main__":

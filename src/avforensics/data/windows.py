@@ -299,6 +299,13 @@ class WindowDataset(Dataset):
         """The record of the `position`-th usable video."""
         return self.source.records[self.videos[position]]
 
+    def video_timing(self, position: int) -> tuple[float, float, int]:
+        """(fps, start time, frame count) of the `position`-th usable video: frame k lies at start time +
+        k / fps seconds of the original file (the start time is the trimmed silence, if any). Loads the
+        video unless it is cached."""
+        arrays = self._arrays(self.videos[position])
+        return arrays.fps, arrays.start_time, self.frame_counts[position]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} out of range for {len(self)} windows")

@@ -24,6 +24,8 @@ GroundTruth = dict[str, list[tuple[float, float]]]  # file -> fake segments (sta
 AP_IOU_THRESHOLDS = (0.5, 0.75, 0.9, 0.95)
 AR_N_PROPOSALS = (50, 30, 20, 10, 5)
 AR_IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50:0.05:0.95
+# Score levels at which runs of a timeline become proposals (`timeline_proposals`): 0.1, 0.2, ..., 0.9.
+PROPOSAL_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 
 
 def iou_1d(segments: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -136,6 +138,25 @@ def proposals_from_scores(
             runs.append([start, end, score, 1])
     proposals = [(run[2] / run[3], run[0], run[1]) for run in runs if run]
     return sorted(proposals, key=lambda p: -p[0])
+
+
+def timeline_proposals(
+    timeline: Sequence[tuple[float, float, float]], thresholds: Sequence[float] = PROPOSAL_THRESHOLDS
+) -> list[Proposal]:
+    """Proposals of a (start, end, p_fake) timeline at several score levels, most confident first.
+
+    At each threshold, `proposals_from_scores` (max_gap 0) turns every run of consecutive entries at or
+    above it into one segment scored by the run's mean. One threshold would fix one guess of where a
+    forgery starts and ends and cap recall at what that guess finds; the union over levels gives nested
+    candidates, the tight high-scoring cores ranked before the looser runs around them. A segment found
+    at several levels is kept once, with its highest confidence; ties keep the order of the levels.
+    """
+    best: dict[tuple[float, float], float] = {}
+    for threshold in thresholds:
+        for confidence, start, end in proposals_from_scores(timeline, threshold):
+            key = (start, end)
+            best[key] = max(confidence, best.get(key, -np.inf))
+    return sorted(((c, s, e) for (s, e), c in best.items()), key=lambda p: -p[0])
 
 
 def read_proposals(path: str | Path) -> Proposals:

@@ -89,6 +89,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         log.error("evaluate %s: %s", args.source, error, exc_info=args.verbose)
         return 1
     print((Path(args.out) / "metrics.md").read_text(encoding="utf-8"))
+    if result.localization is not None:
+        print((Path(args.out) / "localization.md").read_text(encoding="utf-8"))
     log.info("wrote %d files to %s", len(result.files), args.out)
     return 0
 

@@ -34,6 +34,7 @@ from avforensics.experiment.config import ExperimentConfig, apply_override, conf
 from avforensics.experiment.data import ClipDataset, build_dataset, collate_windows
 from avforensics.experiment.predictions import PREDICTION_COLUMNS, prediction_rows
 from avforensics.models.base import DetectorModel
+from avforensics.protocols.localization import Localization, localize
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Evaluation:
     report: DetectionReport
     thresholds: ThresholdChoice
     files: list[Path] = field(default_factory=list)
+    localization: Localization | None = None  # AP@IoU / AR@N where the part has fake periods
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
@@ -156,7 +158,8 @@ def evaluate(
     """Score part `part` with the detector of `source` (checkpoint or run directory) and write, in out_dir:
     `predictions.csv/.json` (per window), `videos.csv` (per video), `metrics.md/.csv/.json` (window, video
     and, where frames are labelled, frame level; per head, category and method), `plots/*.png`,
-    `validation/` (the validation part's predictions and metrics the thresholds come from), `summary.json`.
+    `validation/` (the validation part's predictions and metrics the thresholds come from), `summary.json`;
+    where the part has fake periods, `proposals.json` and `localization.md/.json` (AP@IoU, AR@N).
     """
     checkpoint = resolve_checkpoint(source)
     model, stored = load_model_from_checkpoint(checkpoint, map_location=device)
@@ -166,14 +169,17 @@ def evaluate(
     log.info("evaluating %s on part %r of %s", checkpoint, part, _describe_data(config))
 
     choice, validation_files = _thresholds(model, config, part, out / "validation", batch, device)
-    table = predict(model, build_dataset(config.data, part, EVAL_WINDOW_POLICY), batch, device,
-                    config.data.workers)
+    dataset = build_dataset(config.data, part, EVAL_WINDOW_POLICY)
+    table = predict(model, dataset, batch, device, config.data.workers)
     report = with_threshold_sources(compute_detection_metrics(table, thresholds=choice.values), choice)
     files = [*write_predictions(table, out), write_video_scores(table, out)]
     files += _write_report(report, choice, out, _header(checkpoint, config, part, table))
     if plots:
         files += plot_detection(table, out / "plots")
     files += validation_files
+    localization = localize(table, dataset, out)
+    if localization is not None:
+        files += localization.files
     summary = out / "summary.json"
     summary.write_text(json.dumps({
         "checkpoint": str(checkpoint), "model": stored.model.name, "part": part,
@@ -182,7 +188,7 @@ def evaluate(
         "thresholds": choice.values, "threshold_sources": choice.sources,
         "files": [str(p.relative_to(out)) for p in files],
     }, indent=2), encoding="utf-8")
-    return Evaluation(checkpoint, config, part, table, report, choice, [*files, summary])
+    return Evaluation(checkpoint, config, part, table, report, choice, [*files, summary], localization)
 
 
 def _thresholds(model: DetectorModel, config: ExperimentConfig, part: str, out: Path, batch: int,

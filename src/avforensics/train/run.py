@@ -29,6 +29,7 @@ from avforensics.train.gradients import build_combiner
 from avforensics.train.module import DetectorModule
 from avforensics.train.progress import ProgressLine
 from avforensics.train.rng import RandomStateCheckpoint
+from avforensics.train.step_checkpoint import StepCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ LAST_CHECKPOINT = "checkpoints/last.ckpt"
 
 # Lightning warnings with no cause to fix, silenced by their text so that any other warning still shows:
 _EXPECTED_WARNINGS = (
-    # Step checkpoints of manually optimised modules hold the weights AFTER the step; that is the state
-    # resume needs (it matches the step counter, optimiser and data position saved with it).
-    "Using ModelCheckpoint with manual optimization",
     # Frozen backbones are loaded in eval mode on purpose (backbones.loading) and stay so.
     r"Found \d+ module\(s\) in eval mode at the start of training",
     # On --resume the checkpoint folder holds the run being continued (train() refuses it otherwise).
@@ -89,7 +87,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     stale = _last_saved_step(last) != trainer.global_step if trainer.is_global_zero else None
     if trainer.strategy.broadcast(stale):
         trainer.save_checkpoint(last, weights_only=False)
-    best = checkpoints[1]
+    best = checkpoints[0]
     result = RunResult(
         run_dir=run_dir,
         last_checkpoint=last,
@@ -203,14 +201,11 @@ def resolve_num_nodes(num_nodes: int) -> int:
     return num_nodes
 
 
-def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
-    """`last.ckpt` every N steps (for resume) and the best checkpoint by the monitored validation metric."""
-    every_steps = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        every_n_train_steps=config.checkpoint_every_n_steps,
-        save_top_k=0,
-        save_last=True,
-    )
+def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCheckpoint, StepCheckpoint]:
+    """The best checkpoint by the monitored validation metric, and `last.ckpt` every N steps (for resume).
+
+    In this order: Lightning runs checkpoint callbacks last, in list order, so an end-of-epoch
+    `last.ckpt` holds the best-checkpoint callback's state after it has seen that epoch's validation."""
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best-{step}",
@@ -218,7 +213,7 @@ def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCh
         mode=config.monitor_mode,
         save_top_k=1,
     )
-    return every_steps, best
+    return best, StepCheckpoint(run_dir / LAST_CHECKPOINT, config.checkpoint_every_n_steps)
 
 
 def _last_saved_step(path: Path) -> int | None:

@@ -88,6 +88,13 @@ class ResumableLoader(DataLoader):
         self._resuming = False
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        return self._epoch_batches()
+
+    def _epoch_batches(self) -> Iterator[Any]:
+        """One pass, set up when its first batch is asked for rather than at `iter()`: resuming from a
+        checkpoint written at an epoch's end, Lightning calls `iter()` before it sets the sampler's epoch,
+        and the dataset's epoch (its random window choice) and the worker seeds must be those of the
+        epoch whose indices the sampler then draws."""
         sampler = self.sharded_sampler
         self._generator.manual_seed(_epoch_seed(sampler.seed + 1, sampler.epoch))
         set_epoch = getattr(self.dataset, "set_epoch", None)
@@ -97,10 +104,7 @@ class ResumableLoader(DataLoader):
         if not self._resuming:
             self._batches_done = 0
         self._epoch, self._resuming = sampler.epoch, False
-        return self._count(super().__iter__())
-
-    def _count(self, batches: Iterator[Any]) -> Iterator[Any]:
-        for batch in batches:
+        for batch in super().__iter__():
             self._batches_done += 1
             yield batch
 

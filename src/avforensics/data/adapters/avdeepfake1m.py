@@ -156,6 +156,7 @@ class AVDeepfake1MAdapter(DatasetAdapter):
             extra={
                 key: entry[key]
                 for key in (
+                    "file",
                     "audio_model",
                     "original",
                     "video_frames",

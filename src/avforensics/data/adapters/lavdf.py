@@ -23,6 +23,8 @@ from avforensics.data.adapters.base import (
 from avforensics.data.records import FAKE, REAL, VideoRecord
 
 _SPLITS = {"train": "train", "dev": "val", "val": "val", "test": "test"}
+# Metadata fields kept in `VideoRecord.extra`; `file` names the clip as the metadata (and proposals) do.
+_KEPT_FIELDS = ("file", "duration", "video_frames", "audio_frames")
 
 
 def _flag(entry: dict, key: str, where: str) -> int:
@@ -81,5 +83,5 @@ class LAVDFAdapter(DatasetAdapter):
             identity=str(original or entry["file"]),
             split=_SPLITS[split],
             fake_periods=periods,
-            extra={key: entry[key] for key in ("duration", "video_frames", "audio_frames") if key in entry},
+            extra={key: entry[key] for key in _KEPT_FIELDS if key in entry},
         )

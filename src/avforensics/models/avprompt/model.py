@@ -67,7 +67,7 @@ _PAPER = AVPromptDimensions(
     clip="clip-vit-base-patch32",
     clip_weights="openai/clip-vit-base-patch32",
     whisper="whisper-base",
-    whisper_weights="whisper-base",
+    whisper_weights="openai/whisper-base",  # OpenAI's fp32 release on the hub, as the paper used
     train_clip=False,
     tower_lr_scale=1.0,
     backbone_seed=0,
@@ -96,6 +96,7 @@ _SMALL = replace(
     _PAPER,
     clip="clip-micro-convstem",
     clip_weights=None,
+    whisper_weights="whisper-base",  # the offline install (`avforensics weights install whisper-base`)
     train_clip=True,
     tower_lr_scale=3.0,
     visual_readout="cls",
