@@ -89,12 +89,12 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     stale = _last_saved_step(last) != trainer.global_step if trainer.is_global_zero else None
     if trainer.strategy.broadcast(stale):
         trainer.save_checkpoint(last, weights_only=False)
-    best = checkpoints[1]
+    best = checkpoints[1] if len(checkpoints) > 1 else None
     result = RunResult(
         run_dir=run_dir,
         last_checkpoint=last,
-        best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
-        best_score=float(best.best_model_score) if best.best_model_score is not None else None,
+        best_checkpoint=Path(best.best_model_path) if best and best.best_model_path else None,
+        best_score=float(best.best_model_score) if best and best.best_model_score is not None else None,
         global_step=trainer.global_step,
         metrics={name: float(value) for name, value in trainer.callback_metrics.items()},
     )
@@ -203,14 +203,17 @@ def resolve_num_nodes(num_nodes: int) -> int:
     return num_nodes
 
 
-def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
-    """`last.ckpt` every N steps (for resume) and the best checkpoint by the monitored validation metric."""
+def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> list[ModelCheckpoint]:
+    """`last.ckpt` every N steps (for resume) and, with a monitor, the best checkpoint by that validation
+    metric; without one (`trainer.monitor: ""`) the last checkpoint is the run's model."""
     every_steps = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         every_n_train_steps=config.checkpoint_every_n_steps,
         save_top_k=0,
         save_last=True,
     )
+    if not config.monitor:
+        return [every_steps]
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best-{step}",
@@ -218,7 +221,7 @@ def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCh
         mode=config.monitor_mode,
         save_top_k=1,
     )
-    return every_steps, best
+    return [every_steps, best]
 
 
 def _last_saved_step(path: Path) -> int | None:
