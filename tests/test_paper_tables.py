@@ -1,0 +1,160 @@
+"""Every table row of the three papers runs on the fixture trees (one training step, tiny models), the
+tables are written paper-style, and no shipped config selects its checkpoint on the part it reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from avprompt_fixtures import tiny_config as avprompt_tiny
+from cad_fixtures import SIZE as CAD_SIZE
+from cad_fixtures import TINY_MODEL as CAD_TINY
+from data_fixtures import (
+    write_celebdf,
+    write_dfdc,
+    write_faceforensics,
+    write_fakeavceleb,
+    write_kodf,
+    write_manifest,
+)
+from data_windows_fixtures import CentreFaceDetector, one_torch_thread
+from macbdf_fixtures import TINY as MACBDF_TINY
+from repro_fixtures import write_idforge_v2_with_val
+
+from avforensics.cli import main
+from avforensics.data.adapters import get_adapter
+from avforensics.data.prepare import PrepareOptions, prepare_dataset
+from avforensics.experiment.config import load_config, shipped_configs
+from avforensics.protocols.evaluate import selection_warning
+from avforensics.protocols.paper_tables import ROWS, reproduce, row_config, table_rows
+
+OPTIONS = PrepareOptions(size=32, stride=4, max_side=96)
+TREES = {
+    "fakeavceleb": write_fakeavceleb,
+    "kodf": write_kodf,
+    "idforge-v2": write_idforge_v2_with_val,
+    "faceforensics": write_faceforensics,
+    "celebdf": write_celebdf,
+    "dfdc": write_dfdc,
+    "defakeavmit": lambda root: write_manifest(root, [
+        {"path": f"{kind}{i}.mp4", "label": int(kind == "fake"), "method": "x" if kind == "fake" else "",
+         "identity": f"p{i}"} for kind in ("real", "fake") for i in range(4)]),
+}
+#: Tiny random towers per detector (the tests' own), and the windows they take.
+TINY: dict[str, tuple[list[str], int]] = {
+    "avprompt": ([f"model.config={json.dumps(avprompt_tiny())}"], 32),
+    "cad": ([f"model.overrides.{key}={json.dumps(value)}" for key, value in CAD_TINY.items()], CAD_SIZE),
+    "macbdf": ([f"model.config={json.dumps(MACBDF_TINY)}"], 32),
+}
+ONE_STEP = [
+    "data.clip_frames=4", "data.batch_size=2", "data.workers=0", "optim.epochs=1", "optim.max_steps=1",
+    "optim.warmup_epochs=0", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.precision='32'",
+    "trainer.threads=1", "trainer.progress_bar=false", "trainer.log_every_n_steps=1",
+]
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dict[str, str]]:
+    """(roots, prepared caches) of every dataset a row reads, by adapter name, made once per module."""
+    base = tmp_path_factory.mktemp("paper_tables")
+    roots, prepared = {}, {}
+    with one_torch_thread():
+        for name, write in TREES.items():
+            root = write(base / name)
+            roots[name], prepared[name] = str(root), str(base / f"{name}-prepared")
+            records = get_adapter(name).records(root)
+            prepare_dataset(records, prepared[name], OPTIONS, dataset=name,
+                            detector_factory=CentreFaceDetector)
+    return roots, prepared
+
+
+def _overrides(paper: str) -> list[str]:
+    model, size = TINY[paper]
+    return [*model, *ONE_STEP, f"data.options.image_size={size}"]
+
+
+TABLES = sorted({(row.paper, row.table) for row in ROWS})
+
+
+def test_every_paper_table_is_listed():
+    expected = [("avprompt", t) for t in range(1, 6)] + [("cad", t) for t in range(1, 6)]
+    assert expected + [("macbdf", t) for t in range(1, 4)] == TABLES
+    assert len({row.slug for row in ROWS}) == len(ROWS)  # one run folder per row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("paper", "table"), TABLES, ids=[f"{p}-{t}" for p, t in TABLES])
+def test_every_row_of_the_table_runs_on_the_fixtures(paper, table, datasets, tmp_path):
+    roots, prepared = datasets
+    out = tmp_path / "out"
+    with one_torch_thread():
+        result = reproduce(paper, table, out, roots=roots, prepared=prepared, overrides=_overrides(paper),
+                           batch_size=4, plots=False)
+    rows = table_rows(paper, table)
+    assert [row.name for row in result.rows] == [f"{row.name} / {row.subset}" for row in rows]
+    for row, scored in zip(rows, result.rows, strict=True):
+        config = row_config(row, roots, prepared, _overrides(paper))
+        run = out / "runs" / row.slug
+        if not run.exists():  # the same config as an earlier row of the table: run once, scored alike
+            continue
+        summary = json.loads((run / "evaluation" / "summary.json").read_text())
+        assert summary["videos"] == scored.n > 0 and summary["warnings"] == []
+        test = config.data.test.dataset or config.data.dataset
+        assert {video.split("/")[0] for video in _videos(run)} == {test}
+    with (out / f"{paper}.csv").open() as handle:
+        names = [line["name"] for line in csv.DictReader(handle)]
+    assert names == [*[r.name for r in result.rows], "average"]
+    assert f"Table {table}" in (out / f"{paper}.md").read_text()
+
+
+def _videos(run: Path) -> set[str]:
+    with (run / "evaluation" / "videos.csv").open() as handle:
+        return {line["video_id"] for line in csv.DictReader(handle)}
+
+
+def test_reproduce_command_runs_a_table_and_lists_rows(datasets, tmp_path, capsys):
+    roots, prepared = datasets
+    out = tmp_path / "out"
+    arguments = [f"--data={name}={root}" for name, root in roots.items()]
+    arguments += [f"--prepared={name}={cache}" for name, cache in prepared.items()]
+    arguments += [f"--set={value}" for value in _overrides("macbdf")]
+    with one_torch_thread():
+        assert main(["reproduce", "macbdf", "3", "--out", str(out), "--no-plots", *arguments]) == 0
+    assert "DFDC -> DefakeAVMiT" in capsys.readouterr().out
+    assert (out / "macbdf_table3.csv").is_file() and (out / "macbdf.md").is_file()
+    assert main(["reproduce", "--list", "cad", "2"]) == 0
+    listed = capsys.readouterr().out
+    assert "avforensics train cad/table2_idforge --out runs/cad-t2-cad-ours-idforge" in listed
+    assert main(["reproduce", "cad", "9", "--out", str(out)]) == 1
+    assert main(["reproduce", "cad", "2", "--out", str(out), "--data", "nodataset"]) == 1
+
+
+def _reported_part(config: Any) -> str:
+    return "test"  # every row (and `evaluate`'s default) reports the test part
+
+
+@pytest.mark.parametrize("path", sorted(shipped_configs().glob("*/*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_no_shipped_config_selects_its_checkpoint_on_the_part_it_reports(path):
+    config = load_config(path)
+    selects = bool(config.trainer.monitor)
+    validations = config.optim.epochs // config.trainer.val_every_n_epochs
+    if config.data.val_split == _reported_part(config) and not config.data.test.dataset:
+        assert not (selects and validations > 1), f"{path} selects {config.trainer.monitor} on the test part"
+    assert "Selection" in path.read_text() or "extends" in yaml.safe_load(path.read_text()), (
+        f"{path}: say in a comment how the checkpoint is selected")
+
+
+def test_evaluate_names_a_checkpoint_selected_on_the_scored_part():
+    config = load_config("macbdf/paper", ["trainer.monitor=val/video/overall/auc"])
+    best, last = Path("run/checkpoints/best-step=9.ckpt"), Path("run/checkpoints/last.ckpt")
+    warning = selection_warning(best, config, config, "test")
+    assert "selected by val/video/overall/auc on part 'test'" in warning
+    assert selection_warning(last, config, config, "test") == ""  # the last checkpoint selects nothing
+    other = load_config("macbdf/table3_dfdc_cross", ["trainer.monitor=val/video/overall/auc"])
+    assert selection_warning(best, other, other, "test") == ""  # selected on DFDC's validation part
+    assert selection_warning(best, load_config("macbdf/paper"), config, "test") == ""  # no monitor
