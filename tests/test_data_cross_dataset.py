@@ -109,3 +109,23 @@ def test_cross_dataset_parts_come_from_their_own_dataset(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"data.test.options.cache: unknown option"):
         adapter_windows(_cross_config(idforge, celebdf, test={"dataset": "celebdf", "options": {"cache": 1}}),
                         "test", "all")
+
+
+def test_evaluate_data_flags_name_the_test_dataset_of_a_cross_dataset_run():
+    from avforensics.experiment.config import load_config
+    from avforensics.protocols.evaluate import DataSelection
+
+    trained = load_config("cad/tables45")  # IDForge-v2 -> Celeb-DF
+    scored = DataSelection(dataset="celebdf", root="/copy/celebdf", prepared="/cache/celebdf").apply(
+        trained, "run")
+    assert (scored.data.dataset, scored.data.root) == ("idforge-v2", "datasets/IDForge_v2")  # unchanged
+    assert (scored.data.test.dataset, scored.data.test.root) == ("celebdf", "/copy/celebdf")
+    assert scored.data.test.options == {"prepared": "/cache/celebdf"}
+    # a single-dataset run trained on FakeAVCeleb, scored on KoDF through the cross-dataset protocol
+    single = load_config("avprompt/paper")
+    kodf = DataSelection(dataset="kodf", root="/kodf", protocol="fakeavceleb-to-kodf").apply(single, "run")
+    assert (kodf.data.dataset, kodf.data.test.dataset) == ("fakeavceleb", "kodf")
+    assert kodf.data.test.root == "/kodf"
+    # any other new dataset replaces the training one, as before
+    other = DataSelection(dataset="dfdc", root="/dfdc", protocol="random").apply(single, "run")
+    assert (other.data.dataset, other.data.root, other.data.test.dataset) == ("dfdc", "/dfdc", "")
