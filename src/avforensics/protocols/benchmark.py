@@ -108,7 +108,7 @@ def held_out_config(config: ExperimentConfig, protocol: str, value: str) -> Expe
 def run_row(config: ExperimentConfig, row_dir: Path, value: str, part: str, level: str, head: str,
              batch_size: int | None, device: str, plots: bool) -> TableRow:
     resume = (row_dir / LAST_CHECKPOINT).is_file()
-    log.info("held out %r: %s training in %s", value, "resuming" if resume else "starting", row_dir)
+    log.info("row %r: %s training in %s", value, "resuming" if resume else "starting", row_dir)
     train(config, row_dir, resume=resume)
     evaluation = evaluate(row_dir, row_dir / "evaluation", part=part, batch_size=batch_size, device=device,
                           plots=plots)
@@ -136,7 +136,7 @@ def finished_row(row_dir: Path, config: ExperimentConfig, setting: dict[str, str
     earlier = {key: saved.get(key) for key in setting}
     if earlier != setting:
         raise BenchmarkError(f"{path}: this row reports {earlier}, not {setting}; use another output folder")
-    log.info("held out %r: finished earlier (%s), skipped", row.name, path)
+    log.info("row %r: finished earlier (%s), skipped", row.name, path)
     return row
 
 
