@@ -24,12 +24,13 @@ from data_fixtures import (
 from data_windows_fixtures import CentreFaceDetector, one_torch_thread
 from macbdf_fixtures import TINY as MACBDF_TINY
 from repro_fixtures import write_idforge_v2_with_val
+from train_fixtures import ENGINE_CONFIG
 
 from avforensics.cli import main
 from avforensics.data.adapters import get_adapter
 from avforensics.data.prepare import PrepareOptions, prepare_dataset
 from avforensics.experiment.config import load_config, shipped_configs
-from avforensics.protocols.evaluate import selection_warning
+from avforensics.protocols.evaluate import resolve_checkpoint, selection_warning
 from avforensics.protocols.paper_tables import ROWS, reproduce, row_config, table_rows
 
 OPTIONS = PrepareOptions(size=32, stride=4, max_side=96)
@@ -158,3 +159,17 @@ def test_evaluate_names_a_checkpoint_selected_on_the_scored_part():
     other = load_config("macbdf/table3_dfdc_cross", ["trainer.monitor=val/video/overall/auc"])
     assert selection_warning(best, other, other, "test") == ""  # selected on DFDC's validation part
     assert selection_warning(best, load_config("macbdf/paper"), config, "test") == ""  # no monitor
+
+
+@pytest.mark.parametrize("monitor", ["", "val/video/overall/auc"])
+def test_an_empty_monitor_keeps_the_last_checkpoint_as_the_model(monitor, tmp_path, one_thread):
+    from avforensics.train.run import train
+
+    config = load_config(ENGINE_CONFIG, ["optim.epochs=2", f"trainer.monitor='{monitor}'"])
+    result = train(config, tmp_path / "run")
+    best = sorted((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
+    if monitor:
+        assert result.best_checkpoint == best[0] and resolve_checkpoint(tmp_path / "run") == best[0]
+    else:
+        assert best == [] and result.best_checkpoint is None and result.best_score is None
+        assert resolve_checkpoint(tmp_path / "run") == result.last_checkpoint
