@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -106,14 +105,20 @@ def test_every_row_of_the_table_runs_on_the_fixtures(paper, table, datasets, tmp
         assert summary["videos"] == scored.n > 0 and summary["warnings"] == []
         test = config.data.test.dataset or config.data.dataset
         assert {video.split("/")[0] for video in _videos(run)} == {test}
+        # thresholds come from the training dataset's validation part (none, 0.5, when that is the test part)
+        if config.data.val_split == REPORTED_PART:
+            assert scored.threshold_source.startswith("0.5") and not config.trainer.monitor
+        else:
+            validated = _videos(run, "evaluation/validation/predictions.csv")
+            assert {video.split("/")[0] for video in validated} == {config.data.dataset}
     with (out / f"{paper}.csv").open() as handle:
         names = [line["name"] for line in csv.DictReader(handle)]
     assert names == [*[r.name for r in result.rows], "average"]
     assert f"Table {table}" in (out / f"{paper}.md").read_text()
 
 
-def _videos(run: Path) -> set[str]:
-    with (run / "evaluation" / "videos.csv").open() as handle:
+def _videos(run: Path, table: str = "evaluation/videos.csv") -> set[str]:
+    with (run / table).open() as handle:
         return {line["video_id"] for line in csv.DictReader(handle)}
 
 
@@ -134,8 +139,8 @@ def test_reproduce_command_runs_a_table_and_lists_rows(datasets, tmp_path, capsy
     assert main(["reproduce", "cad", "2", "--out", str(out), "--data", "nodataset"]) == 1
 
 
-def _reported_part(config: Any) -> str:
-    return "test"  # every row (and `evaluate`'s default) reports the test part
+#: The part every row (and `evaluate` by default) reports.
+REPORTED_PART = "test"
 
 
 @pytest.mark.parametrize("path", sorted(shipped_configs().glob("*/*.yaml")),
@@ -144,7 +149,7 @@ def test_no_shipped_config_selects_its_checkpoint_on_the_part_it_reports(path):
     config = load_config(path)
     selects = bool(config.trainer.monitor)
     validations = config.optim.epochs // config.trainer.val_every_n_epochs
-    if config.data.val_split == _reported_part(config) and not config.data.test.dataset:
+    if config.data.val_split == REPORTED_PART and not config.data.test.dataset:
         assert not (selects and validations > 1), f"{path} selects {config.trainer.monitor} on the test part"
     assert "Selection" in path.read_text() or "extends" in yaml.safe_load(path.read_text()), (
         f"{path}: say in a comment how the checkpoint is selected")
