@@ -106,6 +106,10 @@ def test_cross_dataset_parts_come_from_their_own_dataset(tmp_path, monkeypatch):
     wrong = _cross_config(idforge, celebdf, protocol="random")
     with pytest.raises(ConfigError, match="not data's, .*data.test.dataset"):
         adapter_windows(wrong, "train", "random")
+    # the route that failed before a run could hold two datasets now says how to name the second one
+    alone = _cross_config(idforge, celebdf, test={})
+    with pytest.raises(ConfigError, match="name the test dataset with data.test.dataset=celebdf"):
+        adapter_windows(alone, "train", "random")
     with pytest.raises(ConfigError, match=r"data.test.options.cache: unknown option"):
         adapter_windows(_cross_config(idforge, celebdf, test={"dataset": "celebdf", "options": {"cache": 1}}),
                         "test", "all")

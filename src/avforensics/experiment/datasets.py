@@ -117,7 +117,7 @@ def _split(config: DataConfig, records: list[VideoRecord], seed: int, params: di
         split = load_split(config.split_file)
         split.select(records)  # every id it names must be a record of this dataset
     elif config.protocol:
-        split = make_split(config.protocol, records, seed, **params)
+        split = _protocol_split(config, records, seed, params)
     else:
         raise ConfigError(f"dataset {config.dataset!r}: set data.split_file (a saved split) or data.protocol")
     if not config.val_from_train:
@@ -128,6 +128,23 @@ def _split(config: DataConfig, records: list[VideoRecord], seed: int, params: di
         return carve_validation(split, records, config.val_from_train, seed, by_identity=by_identity)
     except ProtocolError as error:
         raise ConfigError(f"data.val_from_train={config.val_from_train}: {error}") from None
+
+
+def _protocol_split(config: DataConfig, records: list[VideoRecord], seed: int,
+                    params: dict[str, Any]) -> Split:
+    """The protocol's split; a cross-dataset protocol run without its second dataset says how to name it."""
+    try:
+        return make_split(config.protocol, records, seed, **params)
+    except ProtocolError as error:
+        needed = list_protocols().get(config.protocol)
+        if config.test.dataset or needed is None or len(needed.datasets) < 2:
+            raise
+        train_on, test_on = needed.datasets[:2]
+        raise ConfigError(
+            f"data.protocol={config.protocol} trains on {train_on} and tests on {test_on}: name the test "
+            f"dataset with data.test.dataset={test_on} and data.test.root (or data.test.options.prepared), "
+            f"or evaluate with --data {test_on}=ROOT ({error})"
+        ) from None
 
 
 def _prepare_options(values: dict[str, Any]) -> PrepareOptions:
