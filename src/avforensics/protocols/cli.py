@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reproduce = subparsers.add_parser(
         "reproduce", help="train + evaluate every row of a paper's table (docs/reproduce.md); resumable")
     reproduce.add_argument("paper", nargs="?", choices=("avprompt", "cad", "macbdf"), help="the paper")
-    reproduce.add_argument("table", nargs="?", type=int, help="its table number")
+    reproduce.add_argument("table", nargs="?", type=int, help="its table number (default: every table)")
     reproduce.add_argument("--out", help="output folder: runs/<row>/, <paper>_table<N>.md/.csv, <paper>.md")
     reproduce.add_argument("--data", action="append", default=[], metavar="DATASET=ROOT",
                            help="where a dataset the rows read lies (repeatable), e.g. kodf=/data/KoDF")
@@ -161,19 +161,19 @@ def run_reproduce(args: argparse.Namespace) -> int:
             if args.paper in (None, row.paper) and args.table in (None, row.table):
                 print(f"{row.paper} table {row.table}: {row.name} / {row.subset}\n    {row.commands()}")
         return 0
-    if not args.paper or args.table is None or not args.out:
-        log.error("reproduce: PAPER, TABLE and --out are required (or --list)")
+    if not args.paper or not args.out:
+        log.error("reproduce: PAPER and --out are required (or --list)")
         return 2
     try:
         roots = _by_dataset(args.data, "--data")
         prepared = _by_dataset(args.prepared, "--prepared")
-        table = reproduce(args.paper, args.table, args.out, roots=roots, prepared=prepared,
-                          overrides=args.overrides, batch_size=args.batch_size, device=args.device,
-                          plots=args.plots)
+        tables = reproduce(args.paper, None if args.table is None else [args.table], args.out, roots=roots,
+                           prepared=prepared, overrides=args.overrides, batch_size=args.batch_size,
+                           device=args.device, plots=args.plots)
     except (OSError, ValueError, KeyError, ConfigError, ReproduceError) as error:
-        log.error("reproduce %s %s: %s", args.paper, args.table, error, exc_info=args.verbose)
+        log.error("reproduce %s %s: %s", args.paper, args.table or "", error, exc_info=args.verbose)
         return 1
-    print(table.to_markdown())
+    print("\n".join(table.to_markdown() for table in tables))
     return 0
 
 

@@ -2,10 +2,11 @@
 
 `ROWS` lists the papers' own method and ablation rows (not the baselines of other methods), one per subset
 where a table has subsets (e.g. CAD Table 4's FaceShifter and Celeb-DF columns). `reproduce` trains and
-evaluates the rows of one table with the engine (`benchmark.run_row`: resumable, finished rows skipped)
-and writes the paper-style table; rows whose resolved configs are equal (a table's "Ours" row and another
-table's) are run once. Layout of OUT: `runs/<paper>-t<table>-<row>/`, `<paper>_table<N>.md/.csv/.json`,
-and `<paper>.md` / `<paper>.csv` holding every table of that paper written so far in OUT.
+evaluates the rows of a paper's tables with the engine (`benchmark.run_row`: resumable, finished rows
+skipped) and writes each paper-style table; rows whose resolved configs are equal (a table's "Ours" row
+and another table's) run once per call. Layout of OUT: `runs/<paper>-t<table>-<row>/`,
+`<paper>_table<N>.md/.csv/.json`, and `<paper>.md` / `<paper>.csv` holding every table of that paper
+written so far in OUT.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def row_config(row: PaperRow, roots: Mapping[str, str] = {}, prepared: Mapping[s
 
 def reproduce(
     paper: str,
-    table: int,
+    tables: Sequence[int] | None,
     out_dir: str | Path,
     *,
     roots: Mapping[str, str] = {},
@@ -146,30 +147,37 @@ def reproduce(
     batch_size: int | None = None,
     device: str = "cpu",
     plots: bool = True,
-) -> ProtocolTable:
-    """Train and evaluate every row of `paper`'s table `table`; write it and the paper's collected tables."""
+) -> list[ProtocolTable]:
+    """Train and evaluate every row of `paper`'s `tables` (None: all of them); write each table and the
+    paper's collected tables. Rows with equal resolved configs, within a table or across, run once."""
     out = Path(out_dir)
-    rows = table_rows(paper, table)
-    result = ProtocolTable(f"{PAPERS[paper]}, Table {table}", "video", "overall", label="row / subset",
-                           details={"paper": paper, "table": table})
+    numbers = sorted({row.table for row in ROWS if row.paper == paper}) if tables is None else list(tables)
     done: dict[str, TableRow] = {}
-    setting = {"level": "video", "head": "overall", "part": "test"}
-    for row in rows:
-        config = row_config(row, roots, prepared, overrides)
-        key = json.dumps(config_to_dict(config), sort_keys=True)
-        label = f"{row.name} / {row.subset}"
-        if key not in done:
-            row_dir = out / "runs" / row.slug
-            done[key] = finished_row(row_dir, config, setting) or run_row(
-                config, row_dir, label, "test", "video", "overall", batch_size, device, plots)
-        else:
-            log.info("%s: same run as an earlier row, not repeated", label)
-        scored = done[key]
-        result.rows.append(TableRow(label, scored.n, scored.n_fake, scored.acc, scored.auc, scored.ap,
-                                    scored.threshold, scored.threshold_source))
-    result.write(out, f"{paper}_table{table}")
+    results = []
+    for table in numbers:
+        rows = table_rows(paper, table)
+        result = ProtocolTable(f"{PAPERS[paper]}, Table {table}", "video", "overall", label="row / subset",
+                               details={"paper": paper, "table": table})
+        for row in rows:
+            config = row_config(row, roots, prepared, overrides)
+            key = json.dumps(config_to_dict(config), sort_keys=True)
+            label = f"{row.name} / {row.subset}"
+            if key in done:
+                log.info("%s: the same run as an earlier row, not repeated", label)
+            else:
+                done[key] = finished_row(out / "runs" / row.slug, config, _SETTING) or run_row(
+                    config, out / "runs" / row.slug, label, "test", "video", "overall", batch_size, device,
+                    plots)
+            scored = done[key]
+            result.rows.append(TableRow(label, scored.n, scored.n_fake, scored.acc, scored.auc, scored.ap,
+                                        scored.threshold, scored.threshold_source))
+        result.write(out, f"{paper}_table{table}")
+        results.append(result)
     _collect(out, paper)
-    return result
+    return results
+
+
+_SETTING = {"level": "video", "head": "overall", "part": "test"}
 
 
 def _collect(out: Path, paper: str) -> None:
