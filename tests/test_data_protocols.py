@@ -202,8 +202,22 @@ def assert_deterministic_and_round_trips(
 
 
 @pytest.mark.parametrize("name", sorted(set(list_protocols()) - set(CROSS_DATASET)))
-def test_every_single_dataset_protocol_is_deterministic_and_round_trips(name, fakeavceleb, tmp_path):
-    assert_deterministic_and_round_trips(name, fakeavceleb, PARAMS.get(name, {}), tmp_path)
+def test_every_single_dataset_protocol_is_deterministic_and_round_trips(name, datasets, tmp_path):
+    # the official splits read the records' own parts, which FakeAVCeleb lacks and IDForge has
+    records = datasets["idforge-v2" if name in OFFICIAL else "fakeavceleb"]
+    assert_deterministic_and_round_trips(name, records, PARAMS.get(name, {}), tmp_path)
+
+
+OFFICIAL = ("official", "idforge-official")
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_split_keeps_the_dataset_parts_and_leaves_the_reference_set_out(name, datasets):
+    parts = make_split(name, datasets["idforge-v2"]).select(datasets["idforge-v2"])
+    assert {part: sorted(r.split for r in chosen) for part, chosen in parts.items()} == {
+        "train": ["train", "train"], "val": [], "test": ["test"]}
+    with pytest.raises(ProtocolError, match="lacks a train or test part"):
+        make_split(name, datasets["fakeavceleb"])
 
 
 def test_the_cross_dataset_table_lists_every_cross_dataset_protocol():

@@ -16,6 +16,7 @@ PAPER_LOSSES = {"video", "audio", "fused", "cmfm"}
 EXPECTED = {
     "paper.yaml": ({}, {}, PAPER_LOSSES),
     "table2_cross_manipulation.yaml": ({}, {}, PAPER_LOSSES),
+    "table3_kodf.yaml": ({}, {}, PAPER_LOSSES),
     "table4_audio_branch.yaml": ({"branches": ["audio"]}, {}, {"audio"}),
     "table4_visual_branch.yaml": ({"branches": ["visual"]}, {}, {"video"}),
     "table4_no_cmfm.yaml": ({}, {"cmfm": 0.0}, PAPER_LOSSES),

@@ -17,6 +17,9 @@ CONFIGS = shipped_configs() / "cad"
 ALL_TERMS = {"fused", "video", "audio", "kl", "kd"}
 EXPECTED_TERMS = {
     "paper": ALL_TERMS,
+    "table2_idforge": ALL_TERMS,
+    "table3_cross_manipulation": ALL_TERMS,
+    "tables45": ALL_TERMS,
     "small": ALL_TERMS,
     "demo": ALL_TERMS,
     "only_video": {"video"},

@@ -354,6 +354,60 @@ def _training_parts(source: list[VideoRecord], seed: int, val_fraction: float) -
     return shuffled[n_val:], shuffled[:n_val]
 
 
+def official_split(records: Sequence[VideoRecord], seed: int = 0, *, name: str = "official") -> Split:
+    """The dataset's own train / val / test parts, as its adapter read them (records of no part, such as
+    IDForge's reference set, are left out)."""
+    records = _sorted(records)
+    parts = {part: [record.id for record in records if record.split == part] for part in PARTS}
+    if not parts["train"] or not parts["test"]:
+        counts = {part: len(ids) for part, ids in parts.items()}
+        raise ProtocolError(f"protocol {name}: the records' own split lacks a train or test part ({counts})")
+    return _make(name, {}, seed, parts)
+
+
+def carve_validation(
+    split: Split, records: Sequence[VideoRecord], fraction: float, seed: int, *, by_identity: bool
+) -> Split:
+    """`split` with a seeded `fraction` of its training part moved to a new validation part.
+
+    For protocols that publish only train and test: a checkpoint can then be selected without looking at
+    the test part. With `by_identity` whole identities move (the protocol keeps identities apart, so must
+    its validation part); otherwise each label gives its share (at least one video when it has two), so
+    the validation AUC is defined.
+    """
+    if not 0 < fraction < 1:
+        raise ProtocolError(f"validation fraction must be in (0, 1), got {fraction}")
+    if split.val:
+        raise ProtocolError(f"protocol {split.protocol} already has a validation part ({len(split.val)} "
+                            "videos); carving another off the training part would replace it")
+    by_id = {record.id: record for record in records}
+    train = [by_id[record_id] for record_id in split.train]
+    if by_identity:
+        nameless = [record.id for record in train if not record.identity]
+        if nameless:
+            raise ProtocolError(f"an identity-disjoint validation needs identities: {nameless[0]} has none")
+        identities = _shuffled(sorted({record.identity for record in train}), seed, "val-from-train")
+        count = max(1, round(len(identities) * fraction))
+        if count >= len(identities):
+            raise ProtocolError(f"{len(identities)} training identities cannot give a validation part "
+                                f"({fraction:.0%}) and keep one for training")
+        chosen = set(identities[:count])
+        val = [record.id for record in train if record.identity in chosen]
+    else:
+        val = []
+        for label in sorted({record.label for record in train}):
+            ids = _shuffled([record.id for record in train if record.label == label], seed, f"val:{label}")
+            val += ids[: max(1 if len(ids) > 1 else 0, round(len(ids) * fraction))]
+        if not val or len(val) == len(train):
+            raise ProtocolError(f"{len(train)} training videos cannot give a validation part ({fraction})")
+    moved = set(val)
+    params = {**split.params, "val_from_train": fraction, "val_by_identity": by_identity}
+    return _make(split.protocol, params, seed, {
+        "train": [record_id for record_id in split.train if record_id not in moved], "val": val,
+        "test": split.test,
+    })
+
+
 # --- the registry ---------------------------------------------------------------------------------------
 
 
@@ -367,6 +421,7 @@ class Protocol:
     datasets: tuple[str, ...] = ()  # adapter names whose records it needs; () = any one dataset
     paper: str = ""
     description: str = ""
+    identity_disjoint: bool = False  # its parts share no identity (so must a validation part carved later)
 
     def __call__(self, records: Sequence[VideoRecord], seed: int = 0, **params: Any) -> Split:
         accepted = inspect.signature(self.build).parameters
@@ -390,11 +445,18 @@ _PROTOCOLS = (
              "random 70/30 train/test of FakeAVCeleb"),
     Protocol("macbdf-80-20", random_split, {"train": 0.8, "val": 0.0, "test": 0.2, "stratify": True}, (),
              _MACB, "stratified random 80/20 train/test (FakeAVCeleb, DFDC, DefakeAVMiT)"),
-    Protocol("identity-kfold", identity_kfold, description="identity-disjoint k-fold: k, fold, per_category"),
+    Protocol("identity-kfold", identity_kfold, description="identity-disjoint k-fold: k, fold, per_category",
+             identity_disjoint=True),
     Protocol("mrdf-5fold", identity_kfold, {"k": 5, "per_category": 500}, ("fakeavceleb",),
-             "MRDF (Zou et al. ICASSP 2024)", "balanced (500 per class) identity-disjoint 5-fold"),
+             "MRDF (Zou et al. ICASSP 2024)", "balanced (500 per class) identity-disjoint 5-fold",
+             identity_disjoint=True),
     Protocol("ethnicity", ethnicity_split, {}, ("fakeavceleb",), _AVPL,
-             "train Asian (South/East) + Caucasian (American), val African, test Caucasian (European)"),
+             "train Asian (South/East) + Caucasian (American), val African, test Caucasian (European)",
+             identity_disjoint=True),
+    Protocol("official", official_split, description="the dataset's own train / val / test parts"),
+    Protocol("idforge-official", official_split, {}, ("idforge-v2",), _CAD,
+             "IDForge-v2's own train / val / test folders (identity-disjoint; reference set left out)",
+             identity_disjoint=True),
     Protocol("leave-one-category-out", leave_one_out, {"by": "category"}, ("fakeavceleb",),
              f"AVAD (Feng et al. CVPR 2023); AVFF; {_AVPL}; {_CAD}",
              "hold out one of RVFA, FVRA-WL, FVFA-FS, FVFA-GAN, FVFA-WL; test on it plus real videos"),

@@ -412,11 +412,46 @@ def cut_windows(
     ]
 
 
+#: Stored-frame formats whose frames are evenly spaced groups of consecutive frames, not continuous
+#: video: IDForge-v2's `frames_ndarray.npy` holds 16 frames, 4 groups of 4, across the whole shot.
+FRAME_GROUPS = {"frames_npy": 4}
+
+
+def grouped_audio(audio: np.ndarray, n_frames: int, groups: int, fps: float, sample_rate: int) -> np.ndarray:
+    """The audio of `n_frames` stored frames that come as `groups` evenly spaced runs of consecutive frames
+    across the span `audio` covers: run g (of n_frames / groups frames, n_frames / groups / fps seconds)
+    gets the audio of that length centred on (g + 1/2) / groups of the span, zero-padded at the edges.
+
+    The runs are laid end to end, so frame k is paired with samples [k spf, (k + 1) spf) of the result, as
+    the samples of continuous video are: each frame group meets its own audio, not the clip's first
+    n_frames / fps seconds. (IDForge-v2: 4 groups of 4 frames = 0.16 s of audio each at 25 fps.)
+    """
+    if groups <= 0 or n_frames % groups:
+        raise ValueError(f"{n_frames} frames cannot form {groups} equal groups")
+    spf = samples_per_frame(fps, sample_rate)
+    span = n_frames // groups * spf
+    grouped = np.zeros(n_frames * spf, np.float32)
+    for group in range(groups):
+        start = round((group + 0.5) * len(audio) / groups) - span // 2
+        low, high = max(0, start), min(len(audio), start + span)
+        if high > low:
+            grouped[group * span + low - start : group * span + high - start] = audio[low:high]
+    return grouped
+
+
 def _aligned(arrays: VideoArrays) -> VideoArrays:
-    """Audio cut or zero-padded to exactly the frames' span, with a warning naming the file when it was not
-    (decoded videos always match; separately stored audio, as IDForge's, may not)."""
+    """Audio on the frames' timeline: for grouped stored frames (`FRAME_GROUPS`) each group's own audio
+    span, else cut or zero-padded to exactly the frames' span, with a warning naming the file when it was
+    not (decoded videos always match; separately stored audio may not)."""
     if arrays.audio is None:
         return arrays
+    groups = FRAME_GROUPS.get(arrays.record.extra.get("format", ""))
+    if groups:
+        try:
+            audio = grouped_audio(arrays.audio, len(arrays.frames), groups, arrays.fps, arrays.sample_rate)
+        except ValueError as error:
+            raise VideoLoadError(f"{arrays.record.path}: {error}") from None
+        return replace(arrays, audio=audio)
     expected = len(arrays.frames) * samples_per_frame(arrays.fps, arrays.sample_rate)
     if len(arrays.audio) == expected:
         return arrays

@@ -75,6 +75,7 @@ class ProtocolTable:
     head: str
     rows: list[TableRow] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    label: str = "held out"  # what a row is (the first column's heading)
 
     def average(self) -> dict[str, Value]:
         """Mean of each metric over the rows; undefined (with the rows named) if any row's is undefined."""
@@ -93,7 +94,7 @@ class ProtocolTable:
         lines = [f"### {self.title}", "",
                  f"{self.level.capitalize()} level, {self.head} head; percent. ACC at the threshold of the "
                  "`threshold source` column.", "",
-                 "| held out | n | fake | ACC | AUC | AP | threshold source |",
+                 f"| {self.label} | n | fake | ACC | AUC | AP | threshold source |",
                  "|---|---|---|---|---|---|---|"]
         for row in self.rows:
             cells = [percent_text(getattr(row, key)) for key in TABLE_METRICS]

@@ -35,10 +35,25 @@ class ModelConfig:
 
 
 @dataclass
+class TestDataConfig:
+    """A second dataset that the test part comes from (cross-dataset protocols); empty `dataset`: none.
+
+    `options` takes `prepared` (its own cache) and `adapter_options`; the other data options are shared.
+    """
+
+    dataset: str = ""
+    root: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class DataConfig:
     """Where the clips come from; `batch_size` is the GLOBAL batch, split evenly over DDP processes.
 
     Window policies are the dataset's to interpret and check (e.g. random, all, consecutive, sliding).
+    `val_from_train` > 0 carves that seeded fraction of the training part off as the validation part
+    (identity-disjoint when the protocol is), for protocols that publish no validation part; `test`
+    names a second dataset whose records make the test part (train on one dataset, test on another).
     """
 
     dataset: str = ""
@@ -52,7 +67,9 @@ class DataConfig:
     workers: int = 0
     window_policy: str = "random"
     eval_window_policy: str = "all"
+    val_from_train: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
+    test: TestDataConfig = field(default_factory=TestDataConfig)
 
 
 @dataclass
@@ -95,6 +112,8 @@ class TrainerConfig:
     num_nodes: int = 1
     seed: int = 0
     deterministic: bool = False
+    # The validation score that picks `best-*.ckpt`; "" keeps no best checkpoint: the last one is the
+    # model (for papers that train to the end and report the final model).
     monitor: str = "val/video/overall/auc"
     monitor_mode: str = "max"
     early_stopping_patience: int = 0
@@ -224,6 +243,13 @@ def validate(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(f"{source}: optim.milestones must be increasing, got {config.optim.milestones}")
     if config.data.workers < 0:
         raise ConfigError(f"{source}: data.workers must be >= 0, got {config.data.workers}")
+    if not 0.0 <= config.data.val_from_train < 1.0:
+        raise ConfigError(f"{source}: data.val_from_train must be in [0, 1): {config.data.val_from_train}")
+    if config.data.val_from_train and config.data.val_split == config.data.train_split:
+        raise ConfigError(f"{source}: data.val_from_train carves the validation part off the training part; "
+                          f"data.val_split must name another part than {config.data.train_split!r}")
+    if config.trainer.early_stopping_patience > 0 and not config.trainer.monitor:
+        raise ConfigError(f"{source}: trainer.early_stopping_patience needs a trainer.monitor")
     if config.trainer.threads < 0:
         raise ConfigError(f"{source}: trainer.threads must be >= 0, got {config.trainer.threads}")
 

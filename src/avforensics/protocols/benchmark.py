@@ -86,7 +86,7 @@ def run_benchmark(
     for value, folder in zip(held_out, folders, strict=True):
         row_dir = out / "runs" / folder
         row_config = held_out_config(config, protocol, value)
-        table.rows.append(_finished_row(row_dir, row_config, setting) or _run_row(
+        table.rows.append(finished_row(row_dir, row_config, setting) or run_row(
             row_config, row_dir, value, part, level, head, batch_size, device, plots))
     table.write(out)
     return table
@@ -105,10 +105,10 @@ def held_out_config(config: ExperimentConfig, protocol: str, value: str) -> Expe
     return held
 
 
-def _run_row(config: ExperimentConfig, row_dir: Path, value: str, part: str, level: str, head: str,
+def run_row(config: ExperimentConfig, row_dir: Path, value: str, part: str, level: str, head: str,
              batch_size: int | None, device: str, plots: bool) -> TableRow:
     resume = (row_dir / LAST_CHECKPOINT).is_file()
-    log.info("held out %r: %s training in %s", value, "resuming" if resume else "starting", row_dir)
+    log.info("row %r: %s training in %s", value, "resuming" if resume else "starting", row_dir)
     train(config, row_dir, resume=resume)
     evaluation = evaluate(row_dir, row_dir / "evaluation", part=part, batch_size=batch_size, device=device,
                           plots=plots)
@@ -120,7 +120,7 @@ def _run_row(config: ExperimentConfig, row_dir: Path, value: str, part: str, lev
     return row
 
 
-def _finished_row(row_dir: Path, config: ExperimentConfig, setting: dict[str, str]) -> TableRow | None:
+def finished_row(row_dir: Path, config: ExperimentConfig, setting: dict[str, str]) -> TableRow | None:
     """The saved row of an earlier run of the same config, or None if this row has not finished."""
     path = row_dir / ROW_FILE
     if not path.is_file():
@@ -136,7 +136,7 @@ def _finished_row(row_dir: Path, config: ExperimentConfig, setting: dict[str, st
     earlier = {key: saved.get(key) for key in setting}
     if earlier != setting:
         raise BenchmarkError(f"{path}: this row reports {earlier}, not {setting}; use another output folder")
-    log.info("held out %r: finished earlier (%s), skipped", row.name, path)
+    log.info("row %r: finished earlier (%s), skipped", row.name, path)
     return row
 
 

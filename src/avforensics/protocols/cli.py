@@ -1,7 +1,9 @@
-"""`avforensics evaluate RUN_DIR_OR_CHECKPOINT --out DIR`, `avforensics benchmark-protocol CONFIG --out DIR`.
+"""`avforensics evaluate RUN_DIR_OR_CHECKPOINT --out DIR`, `avforensics benchmark-protocol CONFIG --out DIR`,
+`avforensics reproduce PAPER TABLE --out DIR`.
 
 evaluate: score one part of a split (default test) and write predictions, metric tables and plots.
 benchmark-protocol: train and evaluate one model per held-out category/method and write the paper table.
+reproduce: train and evaluate every row of one of the three papers' tables and write it as the paper does.
 Both return 0 on success, 1 with the error's message (naming the file or setting) when the inputs cannot
 be evaluated (run with -v for the traceback), 2 for contradictory or missing options.
 """
@@ -56,6 +58,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     benchmark.add_argument("--list", action="store_true", help="list the named tables and exit")
     _common_options(benchmark)
     benchmark.set_defaults(run=run_benchmark_protocol)
+
+
+    reproduce = subparsers.add_parser(
+        "reproduce", help="train + evaluate every row of a paper's table (docs/reproduce.md); resumable")
+    reproduce.add_argument("paper", nargs="?", choices=("avprompt", "cad", "macbdf"), help="the paper")
+    reproduce.add_argument("table", nargs="?", type=int, help="its table number (default: every table)")
+    reproduce.add_argument("--out", help="output folder: runs/<row>/, <paper>_table<N>.md/.csv, <paper>.md")
+    reproduce.add_argument("--data", action="append", default=[], metavar="DATASET=ROOT",
+                           help="where a dataset the rows read lies (repeatable), e.g. kodf=/data/KoDF")
+    reproduce.add_argument("--prepared", action="append", default=[], metavar="DATASET=DIR",
+                           help="a dataset's cache written by avforensics prepare (repeatable)")
+    reproduce.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a config value of every row by dotted path (repeatable)")
+    reproduce.add_argument("--list", action="store_true", help="list the rows and their commands, and exit")
+    _common_options(reproduce)
+    reproduce.set_defaults(run=run_reproduce)
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -134,3 +152,39 @@ def _usage_error(message: str) -> int:
     """Exit code 2, as argparse gives for other usage errors."""
     log.error("benchmark-protocol: %s", message)
     return 2
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from avforensics.experiment.config import ConfigError
+    from avforensics.protocols.paper_tables import ROWS, ReproduceError, reproduce
+
+    if args.list:
+        for row in ROWS:
+            if args.paper in (None, row.paper) and args.table in (None, row.table):
+                print(f"{row.paper} table {row.table}: {row.name} / {row.subset}\n    {row.commands()}")
+        return 0
+    if not args.paper or not args.out:
+        log.error("reproduce: PAPER and --out are required (or --list)")
+        return 2
+    try:
+        roots = _by_dataset(args.data, "--data")
+        prepared = _by_dataset(args.prepared, "--prepared")
+        tables = reproduce(args.paper, None if args.table is None else [args.table], args.out, roots=roots,
+                           prepared=prepared, overrides=args.overrides, batch_size=args.batch_size,
+                           device=args.device, plots=args.plots)
+    except (OSError, ValueError, KeyError, ConfigError, ReproduceError) as error:
+        log.error("reproduce %s %s: %s", args.paper, args.table or "", error, exc_info=args.verbose)
+        return 1
+    print("\n".join(table.to_markdown() for table in tables))
+    return 0
+
+
+def _by_dataset(values: list[str], flag: str) -> dict[str, str]:
+    """`DATASET=PATH` arguments as a mapping; a value without a dataset is an error naming the flag."""
+    found = {}
+    for value in values:
+        dataset, root = parse_data_argument(value)
+        if not dataset:
+            raise ValueError(f"{flag} {value!r}: expected DATASET=PATH (e.g. {flag} kodf=/data/KoDF)")
+        found[dataset] = root
+    return found

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from avforensics.data.protocols import list_protocols
 from avforensics.eval.aggregate import FRAME_COLUMNS
 from avforensics.eval.metrics import DetectionReport, compute_detection_metrics, write_report_files
 from avforensics.eval.plots import plot_detection
@@ -49,7 +50,9 @@ class DataSelection:
 
     A new `root` without `prepared` drops the training cache (it belongs to the training data); a new
     `protocol` drops the training protocol's parameters and any split file (and a split file the protocol).
-    `overrides` are dotted `data.*=value` settings applied last, e.g. protocol parameters.
+    When the run has a second, test dataset (`data.test`), or the protocol trains on one dataset and tests
+    on another, `dataset` / `root` / `prepared` name that test dataset instead: the validation part (and so
+    the thresholds) stays on the training data. `overrides` are dotted `data.*=value` settings applied last.
     """
 
     dataset: str = ""
@@ -64,6 +67,12 @@ class DataSelection:
             raise ValueError("give a protocol or a split file, not both")
         tree = config_to_dict(config)
         data = tree["data"]
+        if self.protocol:
+            if self.protocol != data.get("protocol"):
+                data.setdefault("options", {}).pop("protocol_params", None)
+            data["protocol"], data["split_file"] = self.protocol, ""
+        if data["test"]["dataset"] or _tests_on(data.get("protocol", ""), self.dataset or data["dataset"]):
+            data = data["test"]
         options = data.setdefault("options", {})
         if self.dataset:
             data["dataset"] = self.dataset
@@ -73,17 +82,32 @@ class DataSelection:
                 log.info("new data root %s: training cache not used (see --prepared)", self.root)
         if self.prepared:
             options["prepared"] = self.prepared
-        if self.protocol:
-            if self.protocol != data.get("protocol"):
-                options.pop("protocol_params", None)
-            data["protocol"], data["split_file"] = self.protocol, ""
         if self.split_file:
-            data["split_file"], data["protocol"] = self.split_file, ""
+            tree["data"]["split_file"], tree["data"]["protocol"] = self.split_file, ""
         for override in self.overrides:
             if not override.startswith("data."):
                 raise ValueError(f"evaluation override {override!r}: only data.* settings can change")
             apply_override(tree, override)
         return config_from_dict(tree, source=f"{source} (stored config, with evaluation data options)")
+
+
+def _tests_on(protocol: str, dataset: str) -> bool:
+    """Whether `protocol` is a registered cross-dataset protocol whose test dataset is `dataset`."""
+    protocols = list_protocols()
+    return protocol in protocols and protocols[protocol].defaults.get("test_dataset") == dataset
+
+
+def selection_warning(checkpoint: Path, trained: ExperimentConfig, scored: ExperimentConfig,
+                      part: str) -> str:
+    """Why the score of `part` is optimistic, when `checkpoint` was chosen by a validation score computed on
+    that very part of that very data ("" when it was not)."""
+    if not checkpoint.name.startswith("best-") or not trained.trainer.monitor:
+        return ""
+    if part != trained.data.val_split or config_to_dict(trained)["data"] != config_to_dict(scored)["data"]:
+        return ""
+    return (f"{checkpoint.name} was selected by {trained.trainer.monitor} on part {part!r}, the part scored "
+            "here: the numbers are optimistic (select on a validation part, data.val_from_train, or score "
+            "the last checkpoint)")
 
 
 @dataclass
@@ -167,6 +191,9 @@ def evaluate(
     out = Path(out_dir)
     batch = batch_size or config.data.batch_size
     log.info("evaluating %s on part %r of %s", checkpoint, part, _describe_data(config))
+    warnings = [text for text in (selection_warning(checkpoint, stored, config, part),) if text]
+    for text in warnings:
+        log.warning("SELECTED ON THE SCORED PART: %s", text)
 
     choice, validation_files = _thresholds(model, config, part, out / "validation", batch, device)
     dataset = build_dataset(config.data, part, EVAL_WINDOW_POLICY)
@@ -185,7 +212,7 @@ def evaluate(
         "checkpoint": str(checkpoint), "model": stored.model.name, "part": part,
         "window_policy": EVAL_WINDOW_POLICY, "data": config_to_dict(config)["data"],
         "windows": len(table["video_id"]), "videos": len(set(table["video_id"])),
-        "thresholds": choice.values, "threshold_sources": choice.sources,
+        "thresholds": choice.values, "threshold_sources": choice.sources, "warnings": warnings,
         "files": [str(p.relative_to(out)) for p in files],
     }, indent=2), encoding="utf-8")
     return Evaluation(checkpoint, config, part, table, report, choice, [*files, summary], localization)
@@ -227,7 +254,10 @@ def _describe_data(config: ExperimentConfig) -> str:
     where = data.root or data.options.get("prepared") or "(no root)"
     split = f"split file {data.split_file}" if data.split_file else f"protocol {data.protocol or '(none)'}"
     params = data.options.get("protocol_params")
-    return f"{data.dataset} at {where}, {split}" + (f" {params}" if params else "")
+    test = data.test
+    tested = (f", test part from {test.dataset} at {test.root or test.options.get('prepared') or '(no root)'}"
+              if test.dataset else "")
+    return f"{data.dataset} at {where}, {split}" + (f" {params}" if params else "") + tested
 
 
 def _checkpoint_step(path: Path) -> int:

@@ -77,7 +77,8 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     combiner = build_combiner(config.loss.combiner, **config.loss.combiner_options)
     module = DetectorModule(model, config, combiner, validation_metrics)
     data = ClipDataModule(config.data, seed=config.trainer.seed)
-    checkpoints = _checkpoint_callbacks(config.trainer, run_dir)
+    best, every_steps = _checkpoint_callbacks(config.trainer, run_dir)
+    checkpoints = [every_steps] if best is None else [best, every_steps]
     with _quiet_lightning():
         trainer = _trainer(config, run_dir, [*checkpoints, *_other_callbacks(config.trainer)])
         if trainer.is_global_zero:
@@ -87,12 +88,11 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     stale = _last_saved_step(last) != trainer.global_step if trainer.is_global_zero else None
     if trainer.strategy.broadcast(stale):
         trainer.save_checkpoint(last, weights_only=False)
-    best = checkpoints[0]
     result = RunResult(
         run_dir=run_dir,
         last_checkpoint=last,
-        best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
-        best_score=float(best.best_model_score) if best.best_model_score is not None else None,
+        best_checkpoint=Path(best.best_model_path) if best and best.best_model_path else None,
+        best_score=float(best.best_model_score) if best and best.best_model_score is not None else None,
         global_step=trainer.global_step,
         metrics={name: float(value) for name, value in trainer.callback_metrics.items()},
     )
@@ -201,11 +201,17 @@ def resolve_num_nodes(num_nodes: int) -> int:
     return num_nodes
 
 
-def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCheckpoint, StepCheckpoint]:
-    """The best checkpoint by the monitored validation metric, and `last.ckpt` every N steps (for resume).
+def _checkpoint_callbacks(
+    config: TrainerConfig, run_dir: Path
+) -> tuple[ModelCheckpoint | None, StepCheckpoint]:
+    """The best checkpoint by the monitored validation metric (none without a monitor: `trainer.monitor: ""`
+    makes the last checkpoint the run's model), and `last.ckpt` every N steps (for resume).
 
     In this order: Lightning runs checkpoint callbacks last, in list order, so an end-of-epoch
     `last.ckpt` holds the best-checkpoint callback's state after it has seen that epoch's validation."""
+    every_steps = StepCheckpoint(run_dir / LAST_CHECKPOINT, config.checkpoint_every_n_steps)
+    if not config.monitor:
+        return None, every_steps
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best-{step}",
@@ -213,7 +219,7 @@ def _checkpoint_callbacks(config: TrainerConfig, run_dir: Path) -> tuple[ModelCh
         mode=config.monitor_mode,
         save_top_k=1,
     )
-    return best, StepCheckpoint(run_dir / LAST_CHECKPOINT, config.checkpoint_every_n_steps)
+    return best, every_steps
 
 
 def _last_saved_step(path: Path) -> int | None:
