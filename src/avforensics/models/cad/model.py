@@ -255,7 +255,8 @@ class CADDetector(DetectorModel):
             return out
 
         # Only features of frozen weights are cached: not those of the "w/o frozen model" ablation.
-        cacheable = shared or (not self.audio_visual and video_prefix)
+        # Tensors without data (the meta device: shape checks, counting) have no content to key.
+        cacheable = (shared or (not self.audio_visual and video_prefix)) and not frames.is_meta
         with torch.no_grad():
             if self.feature_cache is None or not cacheable:
                 return compute(None)

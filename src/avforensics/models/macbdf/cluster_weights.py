@@ -83,7 +83,7 @@ class ClusterState(nn.Module):
         shrunk = (1 - COVARIANCE_SHRINKAGE) * self.covariance + COVARIANCE_SHRINKAGE * scale * torch.eye(
             dim, device=self.covariance.device, dtype=self.covariance.dtype
         )
-        return torch.linalg.inv(shrunk)
+        return torch.linalg.inv(shrunk.float()).to(shrunk.dtype)  # no bf16 kernel for inv
 
     def assign(self, x: Tensor) -> Tensor:
         """Index of the nearest active centre (cosine distance) of each row; requires count >= 1."""
