@@ -19,7 +19,9 @@ TINY: dict[str, tuple[Callable[..., DetectorModel], Callable[[], dict[str, Any]]
 }
 
 
-def moved(batch: dict[str, Any], device: str | torch.device, dtype: torch.dtype | None = None) -> dict[str, Any]:
+def moved(
+    batch: dict[str, Any], device: str | torch.device, dtype: torch.dtype | None = None
+) -> dict[str, Any]:
     """`batch` on `device`; floating-point tensors also cast to `dtype` when given (labels stay integers)."""
     def move(value: torch.Tensor) -> torch.Tensor:
         return value.to(device, dtype if dtype is not None and value.is_floating_point() else None)
@@ -28,7 +30,7 @@ def moved(batch: dict[str, Any], device: str | torch.device, dtype: torch.dtype 
 
 
 def finite_gradients(model: DetectorModel) -> tuple[int, list[str]]:
-    """How many trainable parameters received a gradient, and the names of those whose gradient is not finite."""
+    """How many parameters received a gradient, and the names of those whose gradient is not finite."""
     touched, bad = 0, []
     for name, parameter in model.named_parameters():
         if parameter.grad is not None:

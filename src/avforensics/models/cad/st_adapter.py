@@ -54,7 +54,8 @@ class AxisDepthwiseConv3d(nn.Conv3d):
                            groups=self.groups)
             return out.reshape(batch, frames, channels, rows, cols).transpose(1, 2)
         series = clips.reshape(batch, channels, frames, rows * cols)  # temporal: (T, positions) images
-        out = F.conv2d(series, self.weight[..., 0], self.bias, padding=(self.padding[0], 0), groups=self.groups)
+        out = F.conv2d(series, self.weight[..., 0], self.bias, padding=(self.padding[0], 0),
+                       groups=self.groups)
         return out.reshape(batch, channels, frames, rows, cols)
 
 
