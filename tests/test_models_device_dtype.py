@@ -8,6 +8,8 @@ import pytest
 import torch
 from device_fixtures import TINY, finite_gradients, moved
 
+from avforensics.models.registry import random_backbone_overrides
+
 DETECTORS = sorted(TINY)
 
 
@@ -59,3 +61,11 @@ def test_forward_on_the_meta_device(name):
     tensors = [outputs.logits, outputs.video_logits, outputs.audio_logits, *outputs.embeddings.values()]
     assert [t.device.type for t in tensors if t is not None] == ["meta"] * sum(t is not None for t in tensors)
     assert outputs.logits.shape == (make_batch()["frames"].shape[0],)
+
+
+def test_random_backbone_overrides_name_every_checkpoint_setting():
+    """What benchmarks and GPU checks pass so that paper configs build without weights on disk."""
+    assert random_backbone_overrides("avprompt", "paper") == {"clip_weights": None, "whisper_weights": None}
+    assert random_backbone_overrides("cad", "paper") == {"clip_weights": None, "whisper_weights": None}
+    assert random_backbone_overrides("cad", "small") == {"whisper_weights": None}
+    assert random_backbone_overrides("macbdf", "paper") == {}  # trained from scratch; adaptive_weights stays
