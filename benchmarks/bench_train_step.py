@@ -154,7 +154,7 @@ def largest_batch(row: Row, start: int, bf16: bool, limit: int = 1024) -> int:
 
 
 def measure_row(name: str, device: torch.device, batch: int, repeats: int, timed: bool,
-                checkpointing: bool, max_batch: bool, by_module: bool) -> dict[str, Any]:
+                checkpointing: bool, max_batch: int, by_module: bool) -> dict[str, Any]:
     """Everything one row reports; run in a process of its own (see `main`)."""
     row = Row(name, device, checkpointing)
     trainable, total = row.model.parameter_counts()
@@ -175,7 +175,7 @@ def measure_row(name: str, device: torch.device, batch: int, repeats: int, timed
                                                                device, repeats)
             result[f"peak_gib_{precision}"] = peak_memory_gib(device)
     if max_batch and device.type == "cuda":
-        result["max_batch_bf16"] = largest_batch(row, batch, True)
+        result["max_batch_bf16"] = largest_batch(row, batch, True, max_batch)
     result["peak_gib_process"] = peak_memory_gib(device)
     return result
 
@@ -193,7 +193,7 @@ def run_isolated(args: argparse.Namespace, name: str, batch: int, timed: bool) -
                "--repeats", str(args.repeats), "--threads", str(args.threads)]
     command += ["--timed"] if timed else []
     command += ["--checkpointing"] if args.checkpointing else []
-    command += ["--max-batch"] if args.max_batch else []
+    command += ["--max-batch", "--max-batch-limit", str(args.max_batch_limit)] if args.max_batch else []
     command += ["--by-module"] if args.by_module else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -244,6 +244,7 @@ def main() -> None:
                         help="matmul side for the peak (default 8192 CUDA, 2048 CPU)")
     parser.add_argument("--max-batch", action="store_true",
                         help="also search the largest bf16 training batch")
+    parser.add_argument("--max-batch-limit", type=int, default=1024, help="stop the search there")
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing where a "
                         "model has it (cad)")
     parser.add_argument("--by-module", action="store_true", help="training FLOPs of the 25 largest modules")
@@ -256,8 +257,9 @@ def main() -> None:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     if args.one_row:
+        max_batch = args.max_batch_limit if args.max_batch else 0
         print(json.dumps(measure_row(args.one_row, device, args.batch, args.repeats, args.timed,
-                                     args.checkpointing, args.max_batch, args.by_module)))
+                                     args.checkpointing, max_batch, args.by_module)))
         return
 
     size = args.matmul_size or (8192 if cuda else 2048)
