@@ -63,10 +63,18 @@ export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
 cd "$ROOT"
 
 # What the machine lacks, installed from wheels/ (no index: the machine has no network).
-missing=()
-for pair in "${PACKAGES[@]}"; do
-  [ "${pair#*=}" = - ] || "$PYTHON" -c "import ${pair#*=}" 2>/dev/null || missing+=("${pair%%=*}")
-done
+# One interpreter checks every import (one per package would cost a torch import each).
+read -r -a missing <<<"$("$PYTHON" - "${PACKAGES[@]}" <<'PY'
+import importlib.util, sys
+pairs = [arg.split("=", 1) for arg in sys.argv[1:]]
+def importable(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is absent
+        return False
+print(" ".join(dist for dist, module in pairs if module != "-" and not importable(module)))
+PY
+)"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing from $WHEELS: ${missing[*]}"
   "$PYTHON" -m pip install --no-index --find-links "$WHEELS" "${missing[@]}" >"$out/pip.txt" 2>&1 \
@@ -79,7 +87,7 @@ if [ "$mode" = gpu ]; then
   device=cuda accelerator=gpu test_device=cuda videos=24 batch=16 workers=8
   bench=(--device cuda --batch 32 --repeats 5 --max-batch --max-batch-limit 256)
 else
-  device=cpu accelerator=cpu test_device=cpu videos=12 batch=4 workers=2
+  device=cpu accelerator=cpu test_device=cpu videos=24 batch=4 workers=2
   bench=(--device cpu --rows avprompt/small macbdf/small cad/small --batch 2 --repeats 1 --threads 2)
 fi
 
@@ -120,7 +128,7 @@ for detector in avprompt macbdf cad; do
   random=$("$PYTHON" -c "from avforensics.models.registry import random_backbone_overrides as r; \
 print(' '.join(f'model.overrides.{k}=null' for k in r('$detector', 'small')))")
   sets=(--set data.root="$out/corpus" --set data.options.prepared="$out/prepared" --set data.batch_size=$batch
-        --set data.workers=2 --set optim.epochs=2 --set optim.schedule=constant --set optim.warmup_epochs=0
+        --set "data.options.protocol_params={k: 3, fold: 0}" --set data.workers=2 --set optim.epochs=2 --set optim.schedule=constant --set optim.warmup_epochs=0
         --set "optim.milestones=[]" --set trainer.val_every_n_epochs=2 --set trainer.accelerator=$accelerator
         --set trainer.devices=1 --set trainer.precision=bf16-mixed --set trainer.checkpoint_every_n_steps=1000000)
   for override in $random; do sets+=(--set "$override"); done
