@@ -128,7 +128,7 @@ for detector in avprompt macbdf cad; do
   random=$("$PYTHON" -c "from avforensics.models.registry import random_backbone_overrides as r; \
 print(' '.join(f'model.overrides.{k}=null' for k in r('$detector', 'small')))")
   sets=(--set data.root="$out/corpus" --set data.options.prepared="$out/prepared" --set data.batch_size=$batch
-        --set "data.options.protocol_params={k: 3, fold: 0}" --set data.workers=2 --set optim.epochs=2 --set optim.schedule=constant --set optim.warmup_epochs=0
+        --set "data.options.protocol_params={k: 3, fold: 0, val_fold: true}" --set data.workers=2 --set optim.epochs=2 --set optim.schedule=constant --set optim.warmup_epochs=0
         --set "optim.milestones=[]" --set trainer.val_every_n_epochs=2 --set trainer.accelerator=$accelerator
         --set trainer.devices=1 --set trainer.precision=bf16-mixed --set trainer.checkpoint_every_n_steps=1000000)
   for override in $random; do sets+=(--set "$override"); done
