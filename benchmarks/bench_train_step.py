@@ -221,7 +221,7 @@ def table(results: list[dict[str, Any]], rates: dict[str, float]) -> str:
         peak = r.get("peak_gib_bf16", r.get("peak_gib_process"))
         lines.append(
             f"| {r['row']}{' (ckpt)' if r.get('checkpointing') else ''} | {batch} | "
-            f"{r['trainable'] / 1e6:.2f}M / {r['total'] / 1e6:.0f}M | "
+            f"{r['trainable'] / 1e6:.2f}M / {r['total'] / 1e6:.1f}M | "
             f"{r['train_flops'] / batch / 1e12:.3f} | "
             f"{r['forward_flops'] / batch / 1e12:.3f} | {fmt(r.get('step_s_fp32'), '{:.3f}')} | "
             f"{fmt(step, '{:.3f}')} | {fmt(None if step is None else batch / step, '{:.1f}')} | "
