@@ -198,7 +198,9 @@ def run_isolated(args: argparse.Namespace, name: str, batch: int, timed: bool) -
     command += ["--by-module"] if args.by_module else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        return {"row": name, "batch": batch, "error": done.stderr.strip().splitlines()[-1:]}
+        last = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode} (-9: killed, "
+                                                          "out of memory?)"]
+        return {"row": name, "batch": batch, "error": last}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
