@@ -16,7 +16,7 @@ from avforensics.models.cad.specific_branch import (
     clip_prefix,
     whisper_prefix,
 )
-from avforensics.models.cad.st_adapter import SpatioTemporalAdapterSet
+from avforensics.models.cad.st_adapter import AxisDepthwiseConv3d, SpatioTemporalAdapterSet
 
 
 def _clip():
@@ -143,3 +143,31 @@ def test_lora_on_the_last_layer_from_a_prefix_starts_equal_to_the_frozen_encoder
     assert torch.allclose(prefix, full.hidden_states[1], atol=1e-6)
     expected = full.last_hidden_state[:, :8].mean(dim=1)
     assert torch.allclose(encoder(prefix, tokens=8), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [(3, 1, 1), (7, 1, 1), (1, 3, 3), (1, 7, 7)])
+def test_axis_depthwise_conv_equals_conv3d_and_is_right_in_bf16(kernel):
+    """Same output and gradients as nn.Conv3d with the same weights (fp32), on a channels-last view as StA
+    feeds it; in bf16 its weight gradient stays within bf16 rounding of fp32 (CPU's Conv3d's does not for
+    a temporal kernel longer than the clip)."""
+    conv = AxisDepthwiseConv3d(8, kernel)
+    reference = torch.nn.Conv3d(8, 8, kernel, padding=conv.padding, groups=8)
+    reference.load_state_dict(conv.state_dict())
+    clips = torch.randn(2, 4, 5, 6, 8, generator=torch.Generator().manual_seed(0)).permute(0, 4, 1, 2, 3)
+    results = []
+    for module, dtype in ((conv, torch.float32), (reference, torch.float32), (conv, torch.bfloat16)):
+        module.zero_grad()
+        inputs = clips.to(dtype).detach().requires_grad_()
+        out = module.to(dtype)(inputs)
+        out.float().square().sum().backward()
+        results.append((out.float(), inputs.grad.float(), module.weight.grad.float()))
+        module.float()
+    for ours, theirs in zip(results[0], results[1], strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4)
+    for bf16, fp32 in zip(results[2], results[0], strict=True):
+        assert torch.allclose(bf16, fp32, atol=0.05 * fp32.abs().max().item(), rtol=0.02)
+
+
+def test_axis_depthwise_conv_refuses_a_kernel_over_time_and_space():
+    with pytest.raises(ValueError, match="spans time and space"):
+        AxisDepthwiseConv3d(4, (3, 3, 3))

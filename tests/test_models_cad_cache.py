@@ -100,3 +100,20 @@ def test_keys_depend_on_id_window_content_and_context():
     assert clip_keys(["w", "v"], torch.tensor([0, 1]), [frames], "weights-a")[0] != base[0]
     assert clip_keys(["v", "v"], torch.tensor([0, 1]), [frames + 1], "weights-a")[0] != base[0]
     assert clip_keys(["v", "v"], torch.tensor([0, 1]), [frames], "weights-a") == base
+
+
+def test_rows_cached_on_one_device_join_rows_computed_on_another():
+    """A hit kept on the CPU (an earlier epoch, the disk) beside a miss computed where the model runs:
+    the batch comes back whole on the model's device (the GPU run failed here with a device mismatch)."""
+    cache = FeatureCache(max_bytes=16 * 1024)
+    cache.put("cpu-row", _entry(1.0))
+    meta = torch.device("meta")
+
+    def compute(rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        assert rows.device == meta and rows.shape == (1,)  # the one missing row
+        return {"video": torch.empty(len(rows), 256, device=meta)}
+
+    features = cache.rows(["cpu-row", "new-row"], compute, meta)
+    assert features["video"].device == meta and features["video"].shape == (2, 256)
+    assert cache.get("new-row")["video"].device == meta  # kept where it was computed
+    assert (cache.stats.hits, cache.stats.misses) == (2, 1)

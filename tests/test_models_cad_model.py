@@ -179,3 +179,25 @@ def test_specific_shared_video_caches_whisper_features_whatever_the_frames():
     assert (model.feature_cache.stats.hits, model.feature_cache.stats.misses) == (2, 4)
     entry = model.feature_cache.get(next(iter(model.feature_cache._entries)))
     assert set(entry) == {"audio", "audio_prefix"}
+
+
+@pytest.mark.parametrize("trained_tower", [False, True])
+def test_activation_checkpointing_gives_the_same_outputs_and_gradients(trained_tower):
+    """Recomputed layer activations (StA and LoRA layers; the trained tower copy of the small config)."""
+    tower = {"train_video_backbone": True} if trained_tower else {}
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = tiny_cad(cache_mb=0, activation_checkpointing=checkpointing, **tower).train()
+        batch = tiny_batch(3)
+        outputs = model(batch)
+        sum(model.losses(outputs, batch).values()).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((outputs.logits.detach(), grads, model.state_dict()))
+    (logits, grads, state), (logits_ckpt, grads_ckpt, state_ckpt) = results
+    assert torch.allclose(logits, logits_ckpt, atol=1e-6)
+    assert grads.keys() == grads_ckpt.keys() and len(grads) > 10
+    for name, grad in grads.items():
+        assert torch.allclose(grad, grads_ckpt[name], atol=1e-6, rtol=1e-5), name
+    for name, value in state.items():  # BatchNorm statistics updated once, as without checkpointing
+        assert torch.equal(value, state_ckpt[name]), name

@@ -97,3 +97,25 @@ def test_loader_state_resumes_after_the_batches_handed_out() -> None:
     assert seen + [batch.tolist() for batch in second] == full
     with pytest.raises(ValueError, match="batches of 2 on 1 processes, this run 2 on 2"):
         loader(world_size=2).load_state_dict(state)
+
+
+def test_adamw_on_cpu_takes_the_multi_tensor_path_with_the_same_update() -> None:
+    """foreach on CPU (fused is chosen only where every parameter is on a GPU: tests/test_gpu.py)."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    reference = nn.Linear(4, 3)
+    reference.load_state_dict(model.state_dict())
+    start = model.weight.detach().clone()
+    config = OptimConfig(optimizer="adamw", lr=1e-2, weight_decay=0.1)
+    optimizer = build_optimizer(model.named_parameters(), config)
+    assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
+    plain = torch.optim.AdamW(reference.parameters(), lr=1e-2, betas=config.betas, weight_decay=0.1,
+                              foreach=False)
+    inputs = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        for module, opt in ((model, optimizer), (reference, plain)):
+            opt.zero_grad()
+            module(inputs).square().sum().backward()
+            opt.step()
+    assert torch.allclose(model.weight, reference.weight, atol=1e-6)
+    assert (model.weight - start).abs().min() > 1e-3  # three steps of lr 1e-2 moved every weight

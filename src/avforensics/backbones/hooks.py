@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 HOOK_POINTS = ("before_layer", "after_attention", "after_layer")
@@ -101,11 +102,15 @@ def run_layers(
     hooks: Sequence[LayerHook],
     halves: tuple[AttentionHalf, FeedForwardHalf],
     output_hidden_states: bool = False,
+    checkpoint: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, ...] | None]:
     """Run `layers` over `hidden` with `hooks`; returns the last hidden tensor and, if asked, every state.
 
     The states are the loop input (before any hook) followed by each layer's output after its
     `after_layer` hooks, so there are len(layers) + 1 of them; their token counts may differ.
+    `checkpoint`: while gradients are recorded, keep only each whole layer's input and recompute its
+    activations in the backward pass (activation checkpointing: memory for compute, same gradients).
+    Hooks run outside the checkpoint, so a hook's state (BatchNorm statistics) is updated once.
     """
     by_point: dict[str, list[Callable[[int, Tensor, HookContext], Tensor]]] = {p: [] for p in HOOK_POINTS}
     for hook in hooks:
@@ -122,6 +127,8 @@ def run_layers(
             for call in middle:
                 hidden = call(index, hidden, ctx)
             hidden = feed_forward_half(layer, hidden)
+        elif checkpoint and torch.is_grad_enabled():
+            hidden = torch.utils.checkpoint.checkpoint(layer, hidden, ctx.attention_mask, use_reentrant=False)
         else:
             hidden = layer(hidden, ctx.attention_mask)
         for call in after:

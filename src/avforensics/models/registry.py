@@ -59,3 +59,14 @@ def build_model(name: str, config: str | dict[str, Any] = "small", **overrides: 
 
 def registered_models() -> dict[str, type[DetectorModel]]:
     return dict(sorted(_MODELS.items()))
+
+
+def random_backbone_overrides(name: str, config: str | dict[str, Any] = "small") -> dict[str, None]:
+    """Overrides that build a configuration with random backbones: every weights setting naming a checkpoint
+    set to None. Throughput does not depend on the weights, so benchmarks and GPU checks run without them."""
+    dims = resolve_dimensions(name, config)
+    return {
+        field.name: None
+        for field in dataclasses.fields(dims)
+        if field.name.endswith("_weights") and isinstance(getattr(dims, field.name), str)
+    }

@@ -142,17 +142,18 @@ def resolve_checkpoint(source: str | Path) -> Path:
     raise FileNotFoundError(f"{path}: run directory without checkpoints/{BEST_PATTERN} or {LAST_CHECKPOINT}")
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all (not only no graph): scoring never backpropagates
 def predict(model: DetectorModel, dataset: ClipDataset, batch_size: int, device: str | torch.device = "cpu",
             workers: int = 0) -> PredictionTable:
     """Score every window of `dataset` in order: the table of `PREDICTION_COLUMNS`, plus
     `p_frame_fake` / `frame_labels` when the model predicts per-frame scores and the data label frames."""
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,  # type: ignore[arg-type]
-                        collate_fn=collate_windows)
+                        collate_fn=collate_windows, pin_memory=torch.device(device).type == "cuda")
     rows: list[dict[str, Any]] = []
     for batch in loader:
-        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        moved = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                 for k, v in batch.items()}
         probabilities = model(moved).probabilities()
         batch_rows = prediction_rows(moved, probabilities)
         frame_scores = probabilities.get("p_frame_fake")

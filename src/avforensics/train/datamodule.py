@@ -72,8 +72,13 @@ class ClipDataModule(pl.LightningDataModule):
             num_workers=self.config.workers,
             collate_fn=collate_windows,
             persistent_workers=False,
-            pin_memory=False,
+            # Page-locked batches copy to a GPU asynchronously (Lightning moves them with non_blocking).
+            pin_memory=self._on_gpu(),
         )
+
+    def _on_gpu(self) -> bool:
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -8,6 +8,8 @@ the clip and the weights stay the same. Each clip's entry is keyed by
 so an edited clip, another crop, other weights (or weights changed in place) or another audio mode is a
 miss, never a stale hit. Entries live in an in-memory LRU bounded in bytes and, if a directory is given,
 also on disk (one file per clip, written atomically), which survives processes and is shared by DDP ranks.
+In memory an entry stays on the device that computed it (the model's: on a GPU the cache costs no copy);
+entries read from disk arrive on the CPU and move to the model's device with the batch.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def clip_keys(
 ) -> list[str]:
     """One cache key per clip of a batch; `inputs` are (B, ...) tensors, `context` names weights and mode."""
     batch = inputs[0].shape[0]
+    inputs = [tensor.detach().cpu() for tensor in inputs]  # one copy per batch, not one per clip
     keys = []
     for row in range(batch):
         digest = hashlib.sha256(context.encode())
@@ -142,7 +145,8 @@ class FeatureCache:
         return entry
 
     def put(self, key: str, features: Features) -> None:
-        entry = {name: value.detach().to("cpu").clone() for name, value in features.items()}
+        """Keep `features` where they are (a clone, so a batch's storage is not pinned by one row)."""
+        entry = {name: value.detach().clone() for name, value in features.items()}
         self._remember(key, entry)
         self._write(key, entry)
 
@@ -151,8 +155,9 @@ class FeatureCache:
     ) -> Features:
         """Features of every clip of a batch: cached rows looked up, the others computed in one call.
 
-        `compute(indices)` must return the features of the batch rows `indices` (a LongTensor), each
-        tensor with those rows along its first axis.
+        `compute(indices)` must return the features of the batch rows `indices` (a LongTensor on `device`),
+        each tensor with those rows along its first axis. Rows cached on another device (read from disk, or
+        computed before the model moved) are copied to `device`, asynchronously where the copy allows.
         """
         found = {row: entry for row, key in enumerate(keys) if (entry := self.get(key)) is not None}
         missing = [row for row in range(len(keys)) if row not in found]
@@ -163,7 +168,10 @@ class FeatureCache:
                 self.put(keys[row], entry)
                 found[row] = entry
         ordered = [found[row] for row in range(len(keys))]
-        return {name: torch.stack([entry[name] for entry in ordered]).to(device) for name in ordered[0]}
+        return {
+            name: torch.stack([entry[name].to(device, non_blocking=True) for entry in ordered])
+            for name in ordered[0]
+        }
 
     def _remember(self, key: str, entry: Features) -> None:
         size = sum(value.numel() * value.element_size() for value in entry.values())
@@ -205,7 +213,7 @@ class FeatureCache:
         handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as stream:
-                torch.save(entry, stream)
+                torch.save({name: value.cpu() for name, value in entry.items()}, stream)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -90,7 +90,9 @@ class CADDetector(DetectorModel):
         if needs_own_clip:
             self.video_clip = copy.deepcopy(tower) if needs_frozen_clip else tower
             self.video_clip.requires_grad_(dims.train_video_backbone)
-        self.video_encoder = VideoSpecificEncoder(tower, dims.num_frames, dims.adapter)
+        self.video_encoder = VideoSpecificEncoder(
+            tower, dims.num_frames, dims.adapter, checkpoint=dims.activation_checkpointing
+        )
         self.projections = SimSiamProjections(
             tower.hidden_size, whisper_encoder_config(dims.whisper).d_model, dims.embedding_dim,
             dims.predictor_hidden,
@@ -108,7 +110,7 @@ class CADDetector(DetectorModel):
             )
             self.audio_encoder = AudioSpecificEncoder(
                 copy.deepcopy(self.whisper), dims.lora_rank, dims.lora_alpha, tuple(dims.lora_targets),
-                dims.lora_layers,
+                dims.lora_layers, checkpoint=dims.activation_checkpointing,
             )
             if not dims.freeze_shared:  # "w/o frozen model" (Table 4): the shared encoders train too
                 if self.clip is not None and self.shared_clip_trains:
@@ -255,7 +257,8 @@ class CADDetector(DetectorModel):
             return out
 
         # Only features of frozen weights are cached: not those of the "w/o frozen model" ablation.
-        cacheable = shared or (not self.audio_visual and video_prefix)
+        # Tensors without data (the meta device: shape checks, counting) have no content to key.
+        cacheable = (shared or (not self.audio_visual and video_prefix)) and not frames.is_meta
         with torch.no_grad():
             if self.feature_cache is None or not cacheable:
                 return compute(None)

@@ -29,10 +29,12 @@ def _whole_layers_only(*_: object) -> Tensor:
 
 
 def run_suffix(
-    layers: Sequence[nn.Module], hidden: Tensor, ctx: HookContext, hooks: Sequence[LayerHook]
+    layers: Sequence[nn.Module], hidden: Tensor, ctx: HookContext, hooks: Sequence[LayerHook],
+    checkpoint: bool = False,
 ) -> Tensor:
     """The hooked layer loop over a slice of a backbone's layers, from a given hidden state."""
-    return run_layers(layers, hidden, ctx, hooks, (_whole_layers_only, _whole_layers_only))[0]
+    halves = (_whole_layers_only, _whole_layers_only)
+    return run_layers(layers, hidden, ctx, hooks, halves, checkpoint=checkpoint)[0]
 
 
 def clip_prefix(clip: HookedCLIPVision, frames: Tensor, first_layer: int) -> Tensor:
@@ -57,8 +59,11 @@ class VideoSpecificEncoder(nn.Module):
     reads, and a module may have one owner only (a second one would put the frozen tower in checkpoints).
     """
 
-    def __init__(self, clip: HookedCLIPVision, num_frames: int, adapter: dict | None = None):
+    def __init__(
+        self, clip: HookedCLIPVision, num_frames: int, adapter: dict | None = None, checkpoint: bool = False
+    ):
         super().__init__()
+        self.checkpoint = checkpoint  # activation checkpointing of the tower's layers (the StA run outside)
         self.adapters = SpatioTemporalAdapterSet(
             clip.num_layers, num_frames, clip.hidden_size, **(adapter or {})
         )
@@ -73,7 +78,7 @@ class VideoSpecificEncoder(nn.Module):
         batch, frames = prefix.shape[:2]
         suffix = clip.encoder.layers[self.first_layer :]
         ctx = HookContext(batch, frames, len(suffix), num_prefix_tokens=1, grid=grid)
-        hidden = run_suffix(suffix, prefix.flatten(0, 1), ctx, self.adapters.hooks())
+        hidden = run_suffix(suffix, prefix.flatten(0, 1), ctx, self.adapters.hooks(), self.checkpoint)
         return clip.post_layernorm(hidden[:, 0]).unflatten(0, (batch, frames))
 
 
@@ -87,8 +92,10 @@ class AudioSpecificEncoder(nn.Module):
         alpha: int,
         targets: Sequence[str] = ("q_proj", "v_proj"),
         layers: Sequence[int] | None = None,
+        checkpoint: bool = False,
     ):
         super().__init__()
+        self.checkpoint = checkpoint  # activation checkpointing of the LoRA-adapted layers
         self.whisper = whisper
         self.adapted = add_lora(whisper, targets=targets, rank=rank, alpha=alpha, layers=layers)
         self.first_layer = min(layers) if layers else 0
@@ -97,7 +104,7 @@ class AudioSpecificEncoder(nn.Module):
         """Input of the first LoRA layer (B, N, D) -> (B, D): mean of the `tokens` tokens of the clip."""
         suffix = self.whisper.layers[self.first_layer :]
         ctx = HookContext(prefix.shape[0], 1, len(suffix), num_prefix_tokens=0)
-        hidden = self.whisper.layer_norm(run_suffix(suffix, prefix, ctx, []))
+        hidden = self.whisper.layer_norm(run_suffix(suffix, prefix, ctx, [], self.checkpoint))
         return hidden[:, :tokens].mean(dim=1)
 
 

@@ -83,7 +83,8 @@ class ClusterState(nn.Module):
         shrunk = (1 - COVARIANCE_SHRINKAGE) * self.covariance + COVARIANCE_SHRINKAGE * scale * torch.eye(
             dim, device=self.covariance.device, dtype=self.covariance.dtype
         )
-        return torch.linalg.inv(shrunk)
+        wide = torch.promote_types(shrunk.dtype, torch.float32)  # no bf16 kernel for inv
+        return torch.linalg.inv(shrunk.to(wide)).to(shrunk.dtype)
 
     def assign(self, x: Tensor) -> Tensor:
         """Index of the nearest active centre (cosine distance) of each row; requires count >= 1."""

@@ -67,8 +67,11 @@ def cross_modal_loss(
     serve as a negative for another row's anchor; queue_valid (Q,) bool: usable queue entries.
     """
     batch = anchors.shape[0]
+    # Similarities over tau in fp32 at least, whatever the compute dtype (bf16 autocast, a float32 queue).
+    dtype = torch.promote_types(anchors.dtype, torch.float32)
+    anchors, targets = anchors.to(dtype), targets.to(dtype)
     positive = (anchors * targets).sum(dim=-1)
-    similarity = anchors @ torch.cat([targets, queue_targets]).T
+    similarity = anchors @ torch.cat([targets, queue_targets.to(dtype)]).T
     others = target_rows[None, :] & ~torch.eye(batch, dtype=torch.bool, device=anchors.device)
     allowed = torch.cat([others, queue_valid[None, :].expand(batch, -1)], dim=1)
     negatives = nearest_negatives(similarity, allowed, k)
@@ -207,7 +210,10 @@ class AdaptiveTemperature(nn.Module):
         if audio.shape[0] < 2:  # no spread to measure: tau_new is the previous temperature
             return TemperatureStep(previous, torch.zeros(3, device=previous.device))
         audio, video = audio.detach(), video.detach()
-        phi = self.basis(audio @ video.T, torch.cdist(audio, video))
+        # cdist in fp32: CPU has no bf16 kernel for it (bf16 autocast or bf16 weights).
+        wide = torch.promote_types(audio.dtype, torch.float32)
+        distance = torch.cdist(audio.to(wide), video.to(wide)).to(audio.dtype)
+        phi = self.basis(audio @ video.T, distance)
         log_ratio = (
             (self.beta * phi)
             .sum()
