@@ -39,6 +39,8 @@ class DataConfig:
     """Where the clips come from; `batch_size` is the GLOBAL batch, split evenly over DDP processes.
 
     Window policies are the dataset's to interpret and check (e.g. random, all, consecutive, sliding).
+    `augment` maps training augmentations (`data.augment.AUGMENTATIONS`) to the probability each is applied
+    to a training clip; empty (the default, and the paper configs) is no augmentation.
     """
 
     dataset: str = ""
@@ -53,6 +55,7 @@ class DataConfig:
     window_policy: str = "random"
     eval_window_policy: str = "all"
     options: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -226,6 +229,13 @@ def validate(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(f"{source}: data.workers must be >= 0, got {config.data.workers}")
     if config.trainer.threads < 0:
         raise ConfigError(f"{source}: trainer.threads must be >= 0, got {config.trainer.threads}")
+    if config.data.augment:  # imported only then: the augmenter's libraries cost a second to load
+        from avforensics.data.augment import AugmentConfigError, check_probabilities
+
+        try:
+            check_probabilities(config.data.augment)
+        except AugmentConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
 
 
 def _read_with_extends(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 `data.dataset` names an adapter (e.g. `synthetic`, `fakeavceleb`), `data.root` its folder; the part of a
 split (`data.split_file`, or `data.protocol` computed on the fly) picks the videos; with
 `data.options.prepared` they are read from that prepared cache, otherwise decoded and face-cropped on first
-use. Importing this module registers the factories.
+use; the training part is augmented as `data.augment` says. Importing this module registers the factories.
 
 `data.options` keys:
     prepared          folder written by `avforensics prepare` (fast path); without it, decode on the fly
@@ -67,7 +67,17 @@ def adapter_windows(config: DataConfig, split: str, window_policy: str) -> Windo
         seed=seed,
         trim_silence=bool(options.get("trim_silence", False)),
         cache_bytes=int(float(options.get("cache_mb", 512)) * 2**20),
+        augment=_augmenter(config) if split == config.train_split else None,
     )
+
+
+def _augmenter(config: DataConfig) -> Any:
+    """The training augmenter `data.augment` asks for (None: none); its libraries load only then."""
+    if not config.augment:
+        return None
+    from avforensics.data.augment import ClipAugmenter
+
+    return ClipAugmenter(config.augment)
 
 
 def _records(config: DataConfig, store: PreparedStore | None, adapter_options: dict) -> list[VideoRecord]:
