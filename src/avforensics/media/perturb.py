@@ -10,8 +10,9 @@ values; block-wise pastes grey 8-pixel blocks (their count times the image's sho
 new places every frame); Gaussian noise of the given variance is added in YCbCr scaled to [0, 1]; Gaussian
 blur has the given kernel and sigma = kernel / 6; "JPEG" is a down-scale by the factor and back up;
 video compression is an H.264 re-encode at the CRF. The audio and audio-visual ones: white noise at an
-SNR, an MP3 re-encode at a bitrate, a narrow-band channel (resampled to 8 kHz and back), an offset of the
-sound against the picture, and one modality masked (black picture or silent sound).
+SNR, an MP3 re-encode at a bitrate, a narrow-band channel (resampled to 8 kHz and back), the sound late
+(`audio_delay`) or early (`audio_advance`) against the picture, and one modality masked (black picture or
+silent sound).
 """
 
 from __future__ import annotations
@@ -128,9 +129,18 @@ def narrow_band(audio: np.ndarray, level: Level, sample_rate: int, rng: np.rando
     return resample_through(audio, sample_rate, int(level))
 
 
-def offset(audio: np.ndarray, level: Level, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Sound `level` seconds late (negative: early) against the picture, silence where none is left."""
-    shift = round(float(level) * sample_rate)
+def delay(audio: np.ndarray, level: Level, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Sound `level` seconds late against the picture, silence where none is left."""
+    return shifted(audio, round(float(level) * sample_rate))
+
+
+def advance(audio: np.ndarray, level: Level, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Sound `level` seconds early against the picture, silence where none is left."""
+    return shifted(audio, -round(float(level) * sample_rate))
+
+
+def shifted(audio: np.ndarray, shift: int) -> np.ndarray:
+    """`audio` moved `shift` samples later (negative: earlier), same length, silence filling the gap."""
     out = np.zeros_like(audio)
     if shift >= 0:
         out[shift:] = audio[: max(0, len(audio) - shift)]
@@ -158,7 +168,8 @@ PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
     Perturbation("audio_noise", "audio", (30, 20, 10), "SNR dB", _on_audio(snr_noise)),
     Perturbation("mp3", "audio", (128, 64, 32), "kbps", _on_audio(mp3)),
     Perturbation("resample", "audio", (8000,), "Hz", _on_audio(narrow_band)),
-    Perturbation("offset", "audio-video", (0.1, -0.1, 0.2, -0.2, 0.4, -0.4), "s", _on_audio(offset)),
+    Perturbation("audio_delay", "audio-video", (0.1, 0.2, 0.4), "s", _on_audio(delay)),
+    Perturbation("audio_advance", "audio-video", (0.1, 0.2, 0.4), "s", _on_audio(advance)),
     Perturbation("mask", "audio-video", ("audio", "video"), "masked", _mask),
 )}
 
