@@ -99,6 +99,7 @@ def run_robustness(source: str | Path, out_dir: str | Path, *, data: DataSelecti
                 media = perturb(media, condition.perturbation, condition.level, seed=[seed, position, index])
             windows = _windows(record, media, boxes, options.size, image_size, config.data.clip_frames)
             tables[condition.key].extend(_rows(predict(model, windows, batch, device)))
+        log.info("robustness: %d/%d videos scored under every condition", position + 1, len(records))
     rows = [_metrics_row(condition, tables[condition.key]) for condition in chosen]
     _write(Path(out_dir), rows, tables, chosen, checkpoint, config.model.name, part)
     return rows
