@@ -92,6 +92,20 @@ def test_leave_one_method_out_on_the_synthetic_corpus(synthetic):
     assert {r.category for r in parts["train"] + parts["val"]} == {"RVRA", "FVRA"}
 
 
+def test_leave_one_out_with_disjoint_identities_tests_each_identity_whole(fakeavceleb):
+    split = make_split("leave-one-category-out", fakeavceleb, seed=3, held_out="FVRA-WL",
+                       disjoint_identities=True)
+    parts = parts_of(split, fakeavceleb)
+    tested = {r.identity for r in parts["test"] if r.label == 1}
+    assert {r.identity for r in parts["test"]} == tested  # every test real is of a held-out fake's identity
+    assert not tested & {r.identity for r in parts["train"] + parts["val"]}
+    assert Counter(r.category for r in parts["test"]) == {
+        "FVRA-WL": 10, "RVRA": sum(r.label == 0 and r.identity in tested for r in fakeavceleb)}
+    assert split.params["disjoint_identities"] is True
+    assert "disjoint_identities" not in make_split("leave-one-category-out", fakeavceleb,
+                                                   held_out="FVRA-WL").params
+
+
 def test_ethnicity_split_has_no_identity_across_parts(fakeavceleb):
     parts = parts_of(make_split("ethnicity", fakeavceleb), fakeavceleb)
     assert {part: {r.ethnicity for r in records} for part, records in parts.items()} == {

@@ -11,12 +11,13 @@ sharded run sees the same windows as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -30,9 +31,13 @@ from avforensics.media.clips import ClipWindow, Policy, plan_windows, samples_pe
 from avforensics.media.errors import MediaError
 from avforensics.media.faces import FaceDetector, extract_faces
 
+if TYPE_CHECKING:  # the augmenter's libraries load only where a run augments
+    from avforensics.data.augment import AugmentedClip, ClipAugmenter
+
 log = logging.getLogger(__name__)
 
 WindowPolicy = Literal["random", "all", "consecutive", "sliding"]
+ClipTransform = Callable[[np.ndarray, np.ndarray], "AugmentedClip"]
 POLICIES: tuple[str, ...] = ("random", "all", "consecutive", "sliding")
 DEFAULT_CACHE_BYTES = 512 * 2**20
 SMALL_CORPUS = 500  # videos: beyond this, decoding on the fly is worth a warning
@@ -230,6 +235,7 @@ class WindowDataset(Dataset):
     A video shorter than one window gives one window padded by repeating its last frame, with silent
     audio and frame label -1 on the padding; `padded_frames` in the window says how many frames are padding.
     Videos are held in an LRU cache of `cache_bytes` (per process: each DataLoader worker has its own).
+    `augment` (training only) transforms every window with a generator seeded by (seed, epoch, index).
     """
 
     def __init__(
@@ -243,6 +249,7 @@ class WindowDataset(Dataset):
         seed: int = 0,
         trim_silence: bool = False,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        augment: ClipAugmenter | None = None,
     ) -> None:
         if window_policy not in POLICIES:
             raise ValueError(f"unknown window policy {window_policy!r}; use one of {list(POLICIES)}")
@@ -256,6 +263,7 @@ class WindowDataset(Dataset):
         self.seed = seed
         self.trim_silence = trim_silence
         self.cache = ArrayCache(cache_bytes)
+        self.augment = augment if augment is not None and augment.active else None
         self.epoch = 0
         self.videos, self.frame_counts = self._usable_videos()
         self.windows = [] if window_policy == "random" else self._planned_windows()
@@ -316,9 +324,14 @@ class WindowDataset(Dataset):
         else:
             position, number, window = self.windows[index]
         arrays = self._arrays(self.videos[position])
+        transform = None
+        if self.augment is not None:
+            augment_rng = np.random.default_rng([self.seed, self.epoch, index, 1])  # apart from the window's
+            transform = functools.partial(self.augment, rng=augment_rng,
+                                          real_video=arrays.record.video_label == REAL)
         return cut_window(arrays.frames, arrays.audio, window, fps=arrays.fps, sample_rate=arrays.sample_rate,
                           image_size=self.image_size, number=number, record=arrays.record,
-                          start_time=arrays.start_time)
+                          start_time=arrays.start_time, augment=transform)
 
     def _arrays(self, index: int) -> VideoArrays:
         arrays = self.cache.get(index)
@@ -360,13 +373,15 @@ def cut_window(
     record: VideoRecord | None = None,
     video_id: str | None = None,
     start_time: float = 0.0,
+    augment: ClipTransform | None = None,
 ) -> dict[str, Any]:
     """One model window of a decoded video: the one function training and inference both cut windows with.
 
     `frames` (T, S, S, 3) uint8 face crops (already at `image_size` for speed, else resized here), `audio`
     the video's samples on the same timeline (None: no audio track). Frames past the end repeat the last
     frame, with silent audio and frame label -1 (`padded_frames` counts them). Labels come from `record`;
-    without one (inference) every label is unknown and the window is named `video_id`.
+    without one (inference) every label is unknown and the window is named `video_id`. `augment` (training)
+    transforms the window's crops and samples; a clip it forged is labelled video-fake on its real frames.
     """
     start = window.start_frame
     available = max(0, min(window.n_frames, len(frames) - start))
@@ -381,6 +396,14 @@ def cut_window(
     samples = np.zeros(window.n_frames * spf, np.float32)
     if audio is not None:
         samples[: available * spf] = audio[start * spf : (start + available) * spf]
+    label = record.label if record is not None else UNKNOWN
+    video_label = record.video_label if record is not None else UNKNOWN
+    if augment is not None:
+        augmented = augment(clip, samples)
+        clip, samples = augmented.frames, augmented.audio
+        if augmented.forged:
+            label = video_label = FAKE
+            labels[:available] = FAKE
     return {
         "video_id": record.id if record is not None else video_id,
         "window": number,
@@ -389,8 +412,8 @@ def cut_window(
         "frames": clip_preprocess(clip, size=image_size),
         "audio": torch.from_numpy(samples),
         "audio_present": audio is not None,
-        "label": record.label if record is not None else UNKNOWN,
-        "video_label": record.video_label if record is not None else UNKNOWN,
+        "label": label,
+        "video_label": video_label,
         "audio_label": record.audio_label if record is not None else UNKNOWN,
         "frame_labels": torch.from_numpy(labels),
         "category": record.category if record is not None else "",

@@ -90,3 +90,26 @@ def _save(figure: Figure, path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, format="png")
     return path
+
+
+def plot_robustness(rows: Sequence[Mapping[str, Any]], heads: Sequence[str], path: str | Path) -> Path:
+    """AUC against severity, one panel per head, one line per perturbation starting from the clean AUC
+    (severity 0); `rows` are the robustness table's (`perturbation`, `severity`, `<head>_auc`)."""
+    clean = {head: next((r[f"{head}_auc"] for r in rows if r["severity"] == 0), None) for head in heads}
+    figure = Figure(figsize=(4.5 * max(1, len(heads)), 4.0), dpi=100)
+    FigureCanvasAgg(figure)
+    names = list(dict.fromkeys(r["perturbation"] for r in rows if r["severity"] > 0))
+    for number, head in enumerate(heads, start=1):
+        axes = figure.add_subplot(1, max(1, len(heads)), number)
+        for name in names:
+            points = [(0, clean[head])] + [(r["severity"], r[f"{head}_auc"]) for r in rows
+                                           if r["perturbation"] == name]
+            points = [(x, y) for x, y in points if y is not None]
+            if points:
+                axes.plot(*zip(*points, strict=True), marker="o", label=name)
+        axes.axhline(0.5, linestyle=":", color="grey")  # chance
+        axes.set(title=f"{head} head", xlabel="severity (0 = clean)", ylabel="video-level AUC",
+                 ylim=(0, 1.01))
+    if names:
+        figure.axes[-1].legend(fontsize=7, loc="lower left")
+    return _save(figure, Path(path))

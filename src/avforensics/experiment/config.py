@@ -54,6 +54,8 @@ class DataConfig:
     `val_from_train` > 0 carves that seeded fraction of the training part off as the validation part
     (identity-disjoint when the protocol is), for protocols that publish no validation part; `test`
     names a second dataset whose records make the test part (train on one dataset, test on another).
+    `augment` maps training augmentations (`data.augment.AUGMENTATIONS`) to the probability each is applied
+    to a training clip; empty (the default, and the paper configs) is no augmentation.
     """
 
     dataset: str = ""
@@ -70,6 +72,7 @@ class DataConfig:
     val_from_train: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
     test: TestDataConfig = field(default_factory=TestDataConfig)
+    augment: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -252,6 +255,13 @@ def validate(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(f"{source}: trainer.early_stopping_patience needs a trainer.monitor")
     if config.trainer.threads < 0:
         raise ConfigError(f"{source}: trainer.threads must be >= 0, got {config.trainer.threads}")
+    if config.data.augment:  # imported only then: the augmenter's libraries cost a second to load
+        from avforensics.data.augment import AugmentConfigError, check_probabilities
+
+        try:
+            check_probabilities(config.data.augment)
+        except AugmentConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
 
 
 def _read_with_extends(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:

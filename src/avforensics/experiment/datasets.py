@@ -3,7 +3,7 @@
 `data.dataset` names an adapter (e.g. `synthetic`, `fakeavceleb`), `data.root` its folder; the part of a
 split (`data.split_file`, or `data.protocol` computed on the fly) picks the videos; with
 `data.options.prepared` they are read from that prepared cache, otherwise decoded and face-cropped on first
-use. Importing this module registers the factories.
+use; the training part is augmented as `data.augment` says. Importing this module registers the factories.
 
 `data.options` keys:
     prepared          folder written by `avforensics prepare` (fast path); without it, decode on the fly
@@ -91,6 +91,7 @@ def adapter_windows(config: DataConfig, split: str, window_policy: str) -> Windo
         seed=seed,
         trim_silence=bool(options.get("trim_silence", False)),
         cache_bytes=int(float(options.get("cache_mb", 512)) * 2**20),
+        augment=_augmenter(config) if split == config.train_split else None,
     )
 
 
@@ -110,6 +111,16 @@ def _corpus(where: str, dataset: str, root: str, options: dict[str, Any]) -> _Co
     else:
         raise ConfigError(f"dataset {dataset!r}: set {where}.root, or {where}.options.prepared to a cache")
     return _Corpus(where, records, store)
+
+
+def _augmenter(config: DataConfig) -> Any:
+    """The training augmenter `data.augment` asks for (None: none); its libraries load only then."""
+    if not config.augment:
+        return None
+    from avforensics.data.augment import ClipAugmenter
+
+    return ClipAugmenter(config.augment)
+
 
 
 def _split(config: DataConfig, records: list[VideoRecord], seed: int, params: dict[str, Any]) -> Split:

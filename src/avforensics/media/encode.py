@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -18,7 +19,7 @@ _VFR_TIME_BASE = Fraction(1, 90000)
 
 
 def write_video(
-    path: str | Path,
+    path: str | Path | BinaryIO,
     frames: np.ndarray | Iterable[np.ndarray] | None,
     fps: float | Fraction = 25,
     audio: np.ndarray | None = None,
@@ -35,7 +36,8 @@ def write_video(
     faststart: bool = False,
     threads: int = 0,
     reproducible: bool = False,
-) -> Path:
+    container_format: str | None = None,
+) -> Path | BinaryIO:
     """Encode frames and/or audio into one container (format from the suffix: .mp4, .mkv, .mov, .wav...).
 
     `frames` may be an array or an iterable of (H, W, 3) images (then `size` = (width, height) is required),
@@ -48,15 +50,18 @@ def write_video(
     oversubscribing the cores. Even single-threaded, libx264's default output varies in a few macroblocks
     from run to run (its macroblock tree); `reproducible` turns that off (`mbtree=0`) with one thread, so the
     same frames give the same bytes. Without the tree a given CRF spends more bits: raise it to compensate.
+    `path` may be a writable binary file object (an in-memory round trip); `container_format` then names
+    the format (e.g. "mp4").
     """
-    path = Path(path)
+    path = path if hasattr(path, "write") else Path(path)  # type: ignore[arg-type]
     if frames is None and audio is None:
         raise ValueError(f"{path}: nothing to write (no frames and no audio)")
     if audio is not None:
         audio = np.asarray(audio, dtype=np.float32)
         audio = audio[None, :] if audio.ndim == 1 else audio
     options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), mode="w", options=options) as container:
+    target = path if hasattr(path, "write") else str(path)
+    with av.open(target, mode="w", format=container_format, options=options) as container:
         video_stream = audio_stream = None
         if frames is not None:
             if size is None:

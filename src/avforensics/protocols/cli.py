@@ -1,9 +1,10 @@
 """`avforensics evaluate RUN_DIR_OR_CHECKPOINT --out DIR`, `avforensics benchmark-protocol CONFIG --out DIR`,
-`avforensics reproduce PAPER TABLE --out DIR`.
+`avforensics reproduce PAPER TABLE --out DIR`, `avforensics robustness RUN_OR_CKPT --out DIR`.
 
 evaluate: score one part of a split (default test) and write predictions, metric tables and plots.
 benchmark-protocol: train and evaluate one model per held-out category/method and write the paper table.
 reproduce: train and evaluate every row of one of the three papers' tables and write it as the paper does.
+robustness: re-score one part under perturbations at their severity levels (protocols/robustness.py).
 Both return 0 on success, 1 with the error's message (naming the file or setting) when the inputs cannot
 be evaluated (run with -v for the traceback), 2 for contradictory or missing options.
 """
@@ -59,6 +60,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common_options(benchmark)
     benchmark.set_defaults(run=run_benchmark_protocol)
 
+    robustness = subparsers.add_parser(
+        "robustness", help="re-score a split part under perturbations (compression, blur, noise, codecs, "
+                           "offsets, a masked modality): AUC against severity per head")
+    robustness.add_argument("source", metavar="RUN_OR_CKPT",
+                            help="run directory (its best checkpoint, else last) or a checkpoint file")
+    robustness.add_argument("--out", required=True, help="output folder")
+    robustness.add_argument("--data", metavar="[DATASET=]ROOT",
+                            help="dataset folder, optionally prefixed by its adapter (default: as trained)")
+    robustness.add_argument("--prepared", metavar="DIR", help="cache written by avforensics prepare")
+    robustness.add_argument("--part", default="test", choices=("train", "val", "test"), help="part to score")
+    robustness.add_argument("--perturbations", metavar="A,B,...",
+                            help="perturbations to apply (default: all; see docs/robustness.md)")
+    robustness.add_argument("--levels", metavar="1,2,...",
+                            help="severities to apply, 1 = mildest (default: every level)")
+    robustness.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
+    robustness.add_argument("--batch-size", type=int, help="windows per forward pass (default: the config's)")
+    robustness.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    robustness.set_defaults(run=run_robustness)
+
 
     reproduce = subparsers.add_parser(
         "reproduce", help="train + evaluate every row of a paper's table (docs/reproduce.md); resumable")
@@ -111,6 +131,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print((Path(args.out) / "localization.md").read_text(encoding="utf-8"))
     log.info("wrote %d files to %s", len(result.files), args.out)
     return 0
+
+
+def run_robustness(args: argparse.Namespace) -> int:
+    from avforensics.protocols.evaluate import DataSelection
+    from avforensics.protocols.robustness import run_robustness as robustness
+
+    try:
+        names = _listed(args.perturbations)
+        severities = [int(value) for value in _listed(args.levels)]
+    except ValueError:
+        log.error("robustness: --levels expects whole numbers such as 1,3, got %r", args.levels)
+        return 2
+    dataset, root = parse_data_argument(args.data) if args.data else ("", "")
+    selection = DataSelection(dataset=dataset, root=root, prepared=args.prepared or "")
+    try:
+        robustness(args.source, args.out, data=selection, part=args.part, names=names, severities=severities,
+                   seed=args.seed, batch_size=args.batch_size, device=args.device)
+    except (OSError, ValueError, KeyError) as error:
+        log.error("robustness %s: %s", args.source, error, exc_info=args.verbose)
+        return 1
+    print((Path(args.out) / "robustness.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def _listed(text: str | None) -> list[str]:
+    """A comma-separated option's values (none when the option was not given)."""
+    return [value.strip() for value in (text or "").split(",") if value.strip()]
 
 
 def run_benchmark_protocol(args: argparse.Namespace) -> int:
