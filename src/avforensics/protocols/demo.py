@@ -88,7 +88,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print(f"avforensics demo: error: --jobs must be >= 1, got {args.jobs}")
         return 2
-    corpus, prepared = build_corpus(out, budget, args.workers)
+    corpus, prepared = build_corpus(out, budget, args.workers, crop_size(detectors))
     rows = train_all(detectors, corpus, prepared, out, budget, args.jobs)
     failures = sum("error" in row for row in rows)
     comparison = write_comparison(rows, out)
@@ -152,8 +152,17 @@ def demo_config_path(name: str) -> Path:
     return demo if demo.is_file() else shipped_configs() / name / "small.yaml"
 
 
-def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
-    """Render the synthetic corpus and prepare it once for every detector (224 px face crops)."""
+def crop_size(detectors: list[str]) -> int:
+    """The largest image size the detectors' demo configurations consume: larger crops would be resized
+    down at every load and only cost cache bytes."""
+    from avforensics.experiment.config import load_config
+
+    return max(int(load_config(demo_config_path(name)).data.options.get("image_size", 224))
+               for name in detectors)
+
+
+def build_corpus(out: Path, budget: Budget, workers: int, size: int) -> tuple[Path, Path]:
+    """Render the synthetic corpus and prepare it once for every detector (compact `size` px face crops)."""
     from avforensics.data.adapters import get_adapter
     from avforensics.data.prepare import PrepareOptions, prepare_dataset
     from avforensics.synth.corpus import generate_corpus, summarise
@@ -166,8 +175,8 @@ def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
         print(summarise(videos))
     records = get_adapter("synthetic").records(corpus)
     print(f"2/4 preparing faces and audio into {prepared}")
-    counts = prepare_dataset(records, prepared, PrepareOptions(), dataset="synthetic", workers=workers,
-                             progress=_progress_bar("prepare"))
+    counts = prepare_dataset(records, prepared, PrepareOptions(size=size), dataset="synthetic",
+                             workers=workers, progress=_progress_bar("prepare"))
     if counts["failed_total"]:
         log.warning("%d video(s) could not be prepared; see %s/manifest.jsonl", counts["failed_total"],
                     prepared)
