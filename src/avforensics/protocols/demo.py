@@ -19,7 +19,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,10 +183,10 @@ def build_corpus(out: Path, budget: Budget, workers: int, size: int) -> tuple[Pa
     return corpus, prepared
 
 
-def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget, threads: int
-                ) -> Any:
+def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget, threads: int,
+                extra: Sequence[str] = ()) -> Any:
     """The detector's demo configuration on the demo corpus, split by `protocol`, validated once at the end,
-    with `threads` CPU threads for torch."""
+    with `threads` CPU threads for torch, and `extra` overrides (e.g. another training seed) last."""
     from avforensics.experiment.config import load_config
 
     configured = load_config(demo_config_path(name))
@@ -204,7 +204,7 @@ def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: 
     if budget.epochs is not None:  # a fixed short budget: no schedule that assumes the configured length
         overrides += ["optim.milestones=[]", "optim.schedule=constant", "optim.warmup_epochs=0"]
     overrides.append(f"trainer.threads={threads}")
-    return load_config(demo_config_path(name), overrides)
+    return load_config(demo_config_path(name), [*overrides, *extra])
 
 
 def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, out: Path, budget: Budget,
