@@ -20,6 +20,7 @@ from typing import IO, Literal
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 FORMAT_VERSION = 2  # 1: exact .npz only, no version recorded; 2: the version recorded, compact encoding added
 Encoding = Literal["compact", "exact"]
@@ -139,12 +140,13 @@ def decode_crops(data: bytes, shape: tuple[int, ...], source: str) -> np.ndarray
     if not shape[0]:
         return frames
     count = 0
+    to_rgb = VideoReformatter()  # one colour converter for every frame: half the time of one per frame
     with av.open(io.BytesIO(data), "r", format="h264") as container:
         container.streams.video[0].thread_count = 1
         for count, frame in enumerate(container.decode(video=0), start=1):
             if count > shape[0]:
                 break
-            frames[count - 1] = frame.to_ndarray(format="rgb24")
+            frames[count - 1] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
     if count != shape[0]:
         raise CacheFormatError(f"{source}: the H.264 stream holds {count} crops, not {shape[0]}; "
                                "re-run `avforensics prepare`")
@@ -155,7 +157,9 @@ def encode_audio(audio: np.ndarray, sample_rate: int) -> bytes:
     """Mono float audio as 16-bit FLAC (lossless from there on)."""
     samples = np.clip(np.round(audio * _INT16_SCALE), -32768, 32767).astype(np.int16)
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="flac", options={"fflags": "+bitexact"}) as container:
+    # without the muxer's default 8 KiB of header padding (room for tags we never add)
+    options = {"fflags": "+bitexact", "metadata_header_padding": "0"}
+    with av.open(buffer, "w", format="flac", options=options) as container:
         stream = container.add_stream("flac", rate=sample_rate, layout="mono")
         stream.format = "s16"
         if len(samples):
