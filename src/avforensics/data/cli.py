@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument(
         "--exact",
         action="store_true",
-        help="store crops and audio losslessly (about 50x larger; default: compact H.264 + FLAC, "
+        help="store crops and audio losslessly (30-50x larger; default: compact H.264 + FLAC, "
         "PSNR >= 40 dB, docs/datasets.md)",
     )
     prepare.add_argument("--stride", type=int, default=5, help="run the face detector every N frames")
