@@ -19,8 +19,9 @@ from avforensics.synth.corpus import generate_corpus
 CORPUS_VIDEOS = 4  # one scene in the four categories (RVRA, RVFA, FVRA, FVFA), two partially fake
 CORPUS_SEED = 3
 CORPUS_DURATIONS = (1.6, 2.4)  # seconds: 2 to 3 windows of 16 frames per video, quick to prepare
-#: small crops from frames downscaled to 96 px: the loaders' logic does not depend on the resolution
-OPTIONS = PrepareOptions(size=32, stride=4, max_side=96)
+#: small crops from frames downscaled to 96 px (the loaders' logic does not depend on the resolution), stored
+#: exactly so windows from the cache equal windows decoded on the fly
+OPTIONS = PrepareOptions(size=32, stride=4, max_side=96, encoding="exact")
 
 _cache: dict[str, tuple[Path, list[VideoRecord], Path]] = {}
 

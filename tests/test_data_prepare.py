@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import signal
@@ -103,6 +104,10 @@ def test_prepare_command_with_the_real_detector_flags_faceless_videos(dataset, t
     entries = {e["id"]: e for e in PreparedStore(out).entries}
     assert entries["manifest/v0.mp4"]["no_face"] is True
     assert any("no face" in warning for warning in entries["manifest/v0.mp4"]["warnings"])
+    settings = json.loads((out / "prepare.json").read_text())
+    assert (settings["format"], settings["options"]["encoding"]) == (2, "compact")  # without --exact
+    with np.load(entry_paths(out, "manifest/v0.mp4")[0]) as stored:
+        assert {"video_h264", "audio_flac"} <= set(stored.files) and "frames" not in stored.files
 
 
 class SlowCentreFaceDetector(CentreFaceDetector):

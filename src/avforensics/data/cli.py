@@ -73,7 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_dataset_and_root(prepare)
     prepare.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
     prepare.add_argument("--workers", type=int, default=1, help="worker processes")
-    prepare.add_argument("--size", type=int, default=224, help="face crop side in pixels")
+    prepare.add_argument(
+        "--size", type=int, default=224, help="face crop side in pixels (the model's image size is enough)"
+    )
+    prepare.add_argument(
+        "--exact",
+        action="store_true",
+        help="store crops and audio losslessly (30-50x larger; default: compact H.264 + FLAC, "
+        "PSNR >= 40 dB, docs/datasets.md)",
+    )
     prepare.add_argument("--stride", type=int, default=5, help="run the face detector every N frames")
     prepare.add_argument("--max-side", type=int, default=640, help="downscale decoded frames to this side")
     prepare.add_argument(
@@ -143,7 +151,13 @@ def run_audit(args: argparse.Namespace) -> int:
 
 @_reports_data_errors
 def run_prepare(args: argparse.Namespace) -> int:
-    from avforensics.data.prepare import FaceDetectorUnavailable, PrepareOptions, prepare_dataset
+    from avforensics.data.cache_format import CacheFormatError
+    from avforensics.data.prepare import (
+        FaceDetectorUnavailable,
+        PrepareConfigError,
+        PrepareOptions,
+        prepare_dataset,
+    )
 
     options = PrepareOptions(
         size=args.size,
@@ -151,6 +165,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         max_side=args.max_side,
         no_face=args.no_face,
         trim_silence=args.trim_silence,
+        encoding="exact" if args.exact else "compact",
     )
     records = load_records(args.dataset, args.root, args.adapter_option)
 
@@ -169,7 +184,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed,
             progress=bar,
         )
-    except FaceDetectorUnavailable as error:
+    except (FaceDetectorUnavailable, PrepareConfigError, CacheFormatError) as error:
         print(f"avforensics prepare: {error}", file=sys.stderr)
         return 1
     print(f"{args.out}: " + ", ".join(f"{name} {count}" for name, count in counts.items()))

@@ -1,9 +1,11 @@
 """Prepared cache: decode each video once, track and crop its face, and store crops + 16 kHz audio + labels.
 
 Layout of the output folder:
-    prepare.json                      the options used (a resume with other options is refused)
-    items/<k[:2]>/<k>.npz             one video: face crops (T, S, S, 3) uint8 (lossless, zip-deflated),
-                                      audio float32 (N,), crop boxes, face_found, fps, sample_rate
+    prepare.json                      the cache format version and the options used (a resume with other
+                                      options, or into a cache of another format, is refused)
+    items/<k[:2]>/<k>.npz             one video: face crops (T, S, S, 3), audio (N,), crop boxes,
+                                      face_found, fps, sample_rate, encoded as data.cache_format says
+                                      (compact H.264 + FLAC by default, exact raw arrays with --exact)
     items/<k[:2]>/<k>.json            its entry: status ok/failed, face ratio, warnings, error, the record
     manifest.jsonl                    every entry of the run, one JSON per line, ordered by record id
 `k` is the sha1 of the record id, so 256 shard folders spread any dataset evenly.
@@ -28,6 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from avforensics.data.cache_format import (
+    FORMAT_VERSION,
+    Encoding,
+    ItemArrays,
+    check_version,
+    read_item,
+    write_item,
+)
 from avforensics.data.decoding import decode_collecting_warnings
 from avforensics.data.records import VideoRecord
 from avforensics.data.silence import trim_clip
@@ -59,7 +69,8 @@ def build_detector(factory: Callable[[], FaceDetector]) -> FaceDetector:
 @dataclass(frozen=True)
 class PrepareOptions:
     """What preparation produces. `max_side` bounds decoded frames (faces are found on them, crops are
-    taken from them); `trim_silence` removes leading silence, with the video cut in step."""
+    taken from them); `trim_silence` removes leading silence, with the video cut in step; `encoding` is how
+    the cache stores crops and audio (data.cache_format: "compact" by default, "exact" bit-identical)."""
 
     fps: float = 25.0
     sample_rate: int = 16000
@@ -69,6 +80,7 @@ class PrepareOptions:
     max_duration: float = 600.0
     no_face: NoFacePolicy = "center"
     trim_silence: bool = False
+    encoding: Encoding = "compact"
 
     def tracker(self) -> FaceTrackerConfig:
         return FaceTrackerConfig(stride=self.stride, size=self.size, no_face=self.no_face)
@@ -150,18 +162,8 @@ def prepare_record(record: VideoRecord, out: Path, options: PrepareOptions, dete
         _write_json(entry_path, entry)
         return entry
 
-    def write_arrays(handle: Any) -> None:
-        np.savez_compressed(
-            handle,
-            frames=crops.frames,
-            boxes=crops.boxes,
-            face_found=crops.face_found,
-            audio=audio if audio is not None else np.zeros(0, np.float32),
-            fps=np.float64(options.fps),
-            sample_rate=np.int64(options.sample_rate),
-        )
-
-    _atomic_write(arrays_path, write_arrays)
+    item = ItemArrays(crops.frames, audio, crops.boxes, crops.face_found, options.fps, options.sample_rate)
+    _atomic_write(arrays_path, lambda handle: write_item(handle, item, options.encoding))
     entry.update(
         status=OK,
         frames=len(crops.frames),
@@ -199,10 +201,17 @@ def _work(record: VideoRecord) -> dict:
 
 
 def _check_options(out: Path, dataset: str, options: PrepareOptions) -> None:
-    settings = {"dataset": dataset, "options": dataclasses.asdict(options)}
+    settings = {"format": FORMAT_VERSION, "dataset": dataset, "options": dataclasses.asdict(options)}
     path = out / "prepare.json"
     if path.is_file():
         recorded = json.loads(path.read_text(encoding="utf-8"))
+        version = recorded.get("format", 1)
+        check_version(version, str(path))
+        if version != FORMAT_VERSION:
+            raise PrepareConfigError(
+                f"{path}: this folder holds a cache of format {version}; this avforensics writes format "
+                f"{FORMAT_VERSION}: prepare into a new --out (the old cache can still be read)"
+            )
         if recorded != json.loads(json.dumps(settings)):
             raise PrepareConfigError(
                 f"{path}: this folder was prepared with {recorded}, not {settings}; "
@@ -304,13 +313,17 @@ class PreparedItem:
 
 
 class PreparedStore:
-    """Read a prepared folder: only entries whose .json exists (written last) are ever opened."""
+    """Read a prepared folder: only entries whose .json exists (written last) are ever opened. Caches of
+    every format up to FORMAT_VERSION are read; a newer one is refused up front (CacheFormatError)."""
 
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
         manifest = self.out / "manifest.jsonl"
         if not manifest.is_file():
             raise FileNotFoundError(f"{manifest}: not a prepared folder (run `avforensics prepare` first)")
+        settings = self.out / "prepare.json"
+        if settings.is_file():
+            check_version(json.loads(settings.read_text(encoding="utf-8")).get("format", 1), str(settings))
         self.entries = [
             json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line
         ]
@@ -325,14 +338,15 @@ class PreparedStore:
                 f"{self.out}: {record_id} is not prepared ({entry['error'] if entry else 'no entry'})"
             )
         arrays_path, _ = entry_paths(self.out, record_id)
-        with np.load(arrays_path, allow_pickle=False) as arrays:
-            return PreparedItem(
-                record=VideoRecord.from_dict(entry["record"]),
-                frames=arrays["frames"],
-                audio=arrays["audio"] if entry["audio_present"] else None,
-                boxes=arrays["boxes"],
-                face_found=arrays["face_found"],
-                fps=float(arrays["fps"]),
-                sample_rate=int(arrays["sample_rate"]),
-                entry=entry,
-            )
+        with open(arrays_path, "rb") as handle:
+            item = read_item(handle, entry["audio_present"], str(arrays_path))
+        return PreparedItem(
+            record=VideoRecord.from_dict(entry["record"]),
+            frames=item.frames,
+            audio=item.audio,
+            boxes=item.boxes,
+            face_found=item.face_found,
+            fps=item.fps,
+            sample_rate=item.sample_rate,
+            entry=entry,
+        )

@@ -19,7 +19,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +92,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print(f"avforensics demo: error: --jobs must be >= 1, got {args.jobs}")
         return 2
-    corpus, prepared = build_corpus(out, budget, args.workers)
+    corpus, prepared = build_corpus(out, budget, args.workers, crop_size(detectors))
     rows = train_all(detectors, corpus, prepared, out, budget, args.jobs)
     failures = sum("error" in row for row in rows)
     comparison = write_comparison(rows, out)
@@ -156,8 +156,17 @@ def demo_config_path(name: str) -> Path:
     return demo if demo.is_file() else shipped_configs() / name / "small.yaml"
 
 
-def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
-    """Render the synthetic corpus and prepare it once for every detector (224 px face crops)."""
+def crop_size(detectors: list[str]) -> int:
+    """The largest image size the detectors' demo configurations consume: larger crops would be resized
+    down at every load and only cost cache bytes."""
+    from avforensics.experiment.config import load_config
+
+    return max(int(load_config(demo_config_path(name)).data.options.get("image_size", 224))
+               for name in detectors)
+
+
+def build_corpus(out: Path, budget: Budget, workers: int, size: int) -> tuple[Path, Path]:
+    """Render the synthetic corpus and prepare it once for every detector (compact `size` px face crops)."""
     from avforensics.data.adapters import get_adapter
     from avforensics.data.prepare import PrepareOptions, prepare_dataset
     from avforensics.synth.corpus import generate_corpus, summarise
@@ -170,18 +179,18 @@ def build_corpus(out: Path, budget: Budget, workers: int) -> tuple[Path, Path]:
         print(summarise(videos))
     records = get_adapter("synthetic").records(corpus)
     print(f"2/4 preparing faces and audio into {prepared}")
-    counts = prepare_dataset(records, prepared, PrepareOptions(), dataset="synthetic", workers=workers,
-                             progress=_progress_bar("prepare"))
+    counts = prepare_dataset(records, prepared, PrepareOptions(size=size), dataset="synthetic",
+                             workers=workers, progress=_progress_bar("prepare"))
     if counts["failed_total"]:
         log.warning("%d video(s) could not be prepared; see %s/manifest.jsonl", counts["failed_total"],
                     prepared)
     return corpus, prepared
 
 
-def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget, threads: int
-                ) -> Any:
+def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget, threads: int,
+                extra: Sequence[str] = ()) -> Any:
     """The detector's demo configuration on the demo corpus, split by `protocol`, validated once at the end,
-    with `threads` CPU threads for torch."""
+    with `threads` CPU threads for torch, and `extra` overrides (e.g. another training seed) last."""
     from avforensics.experiment.config import load_config
 
     configured = load_config(demo_config_path(name))
@@ -199,7 +208,7 @@ def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: 
     if budget.epochs is not None:  # a fixed short budget: no schedule that assumes the configured length
         overrides += ["optim.milestones=[]", "optim.schedule=constant", "optim.warmup_epochs=0"]
     overrides.append(f"trainer.threads={threads}")
-    return load_config(demo_config_path(name), overrides)
+    return load_config(demo_config_path(name), [*overrides, *extra])
 
 
 def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, out: Path, budget: Budget,
