@@ -34,7 +34,7 @@ def run_on_engine(run: Run, args: argparse.Namespace) -> int:
                 if value is not None]
     if args.engine == "local":
         if ray_only:
-            return _usage(args, f"{', '.join(ray_only)} need --engine ray")
+            return _usage(args, f"{', '.join(ray_only)}: only with --engine ray")
         return run(args)
     if getattr(args, "live", None) is not None:
         return _usage(args, "--live scores one stream in this process; it does not take --engine ray")
