@@ -7,6 +7,7 @@ detect: exit 0 when every input was scored, 1 when some failed (each has an erro
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -167,6 +168,9 @@ def score_one(detector: Any, item: str, **predict: Any) -> dict[str, Any]:
     try:
         with local_copy(item) as path:
             report = detector.predict(path, **predict)
+        if path != item:  # scored from a download of a URL: the report names the URL
+            report = dataclasses.replace(report, path=item,
+                                         warnings=[note.replace(path, item) for note in report.warnings])
     except MediaError as error:
         return error_record(item, type(error).__name__, error.reason)
     except Exception as error:  # a batch tool records every failure and carries on with the rest
