@@ -15,16 +15,17 @@ import data_fixtures as dx
 import data_windows_fixtures as wx
 import numpy as np
 import pytest
-import ray
 
 from avforensics.cli import main
 from avforensics.data.adapters import get_adapter
 from avforensics.data.prepare import PreparedStore, prepare_dataset
-from avforensics.scale.ray_map import RayMap
 
 TESTS = Path(__file__).resolve().parent
 # Ray workers are fresh processes: they find this checkout's package and the test fixtures on this path.
 WORKER_PATH = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])
+# No usage statistics; and Ray, read when it is first imported, takes this machine for a one-node cluster
+# that listens on the loopback address only.
+RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def register_test_model() -> None:
@@ -34,14 +35,19 @@ def register_test_model() -> None:
 
 @pytest.fixture(scope="module")
 def ray_address():
-    """A private Ray for this module, bound to 127.0.0.1; yields the address other processes join."""
+    """A private Ray for this module (2 CPUs, no dashboard) bound to 127.0.0.1; yields the address other
+    processes join."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        patch.setenv("PYTHONPATH", WORKER_PATH)
+        for name, value in {**RAY_ENVIRONMENT, "PYTHONPATH": WORKER_PATH}.items():
+            patch.setenv(name, value)
+        import ray
+
         ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
                  runtime_env={"worker_process_setup_hook": register_test_model})
         try:
-            yield ray.get_runtime_context().gcs_address
+            address = ray.get_runtime_context().gcs_address
+            assert address.startswith("127.0.0.1:"), address
+            yield address
         finally:
             ray.shutdown()
 
@@ -52,6 +58,8 @@ def arrays(store: PreparedStore, record_id: str) -> dict[str, np.ndarray]:
 
 
 def test_prepare_on_ray_gives_the_manifest_and_crops_of_the_local_engine(ray_address, tmp_path) -> None:
+    from avforensics.scale.ray_map import RayMap
+
     every = get_adapter("fakeavceleb").records(dx.write_fakeavceleb(tmp_path / "fakeavceleb"))
     records = every[::5] + [r for r in every if r.path.endswith(dx.DAMAGED_FAKEAVCELEB)]  # all kinds, quick
     outputs = {"local": tmp_path / "local", "ray": tmp_path / "ray"}
@@ -91,7 +99,7 @@ def test_a_killed_ray_prepare_resumes_without_redoing_finished_items(ray_address
                "--engine", "ray", "--workers", "2"]
     # The first run is the command line in its own process, joining this module's Ray, killed midway.
     process = subprocess.Popen([sys.executable, "-m", "avforensics.cli", *command, "--address", ray_address],
-                               env={**os.environ, "PYTHONPATH": WORKER_PATH, "RAY_USAGE_STATS_ENABLED": "0"},
+                               env={**os.environ, **RAY_ENVIRONMENT, "PYTHONPATH": WORKER_PATH},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while len(list(out.glob("items/*/*.json"))) < 2 and time.monotonic() < deadline:
