@@ -20,15 +20,15 @@ class WorkerJob:
     result (a record: failures of single items are results, not exceptions). An exception from `setup`
     (e.g. missing weights) is raised to the caller by the first item the worker takes.
 
-    `threads`: torch threads per worker. `wants_gpu`: the work is a model's forward pass that a GPU speeds
-    up (a cluster engine may place such workers on GPUs and tell setup through `device`)."""
+    `threads`: torch threads (and CPUs) per worker. `wants_gpu`: the work is a model's forward pass that a
+    GPU speeds up; an engine that places such a worker on a GPU builds it with `device="cuda"`, so setup
+    takes a `device` keyword."""
 
     setup: Callable[..., Any]
     apply: Callable[[Any, Any], Any]
     setup_args: tuple[Any, ...] = ()
     threads: int = 1
     wants_gpu: bool = False
-    name: str = "work"
     setup_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def build(self, **overrides: Any) -> Any:

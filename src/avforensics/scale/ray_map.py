@@ -62,7 +62,8 @@ class RayMap:
             return
         gpus = self._gpus(job)
         overrides = {"device": "cuda"} if gpus > 0 else {}
-        actor = ray.remote(num_cpus=job.threads, num_gpus=gpus)(_Worker)
+        # A worker that dies (a node lost, out of memory) is restarted and its item retried, twice at most.
+        actor = ray.remote(num_cpus=job.threads, num_gpus=gpus, max_restarts=2, max_task_retries=2)(_Worker)
         actors = [actor.remote(job, overrides) for _ in range(max(1, min(workers, len(items))))]
         log.info("%d Ray workers (%g CPU, %g GPU each), %d items", len(actors), job.threads, gpus, len(items))
         try:
