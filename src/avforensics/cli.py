@@ -25,6 +25,13 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "avforensics.protocols.demo": ("demo",),
 }
 
+# Options a room adds to sub-commands other rooms own: module -> the sub-commands its `extend(parser,
+# command)` adds to, after their owner registered them. scale/ adds `--engine ray` to prepare and detect,
+# so data/ and inference/ never import Ray; they run what `args.item_map` gives them.
+COMMAND_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "avforensics.scale.cli": ("prepare", "detect"),
+}
+
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of `command` alone when it is a known sub-command, else of every sub-command."""
@@ -35,6 +42,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     owners = [module for module, names in COMMAND_MODULES.items() if command in names]
     for name in owners or COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for module, commands in COMMAND_EXTENSIONS.items():
+        for command_name in (name for name in commands if name in subparsers.choices):
+            importlib.import_module(module).extend(subparsers.choices[command_name], command_name)
     return parser
 
 

@@ -71,7 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=f"Datasets: {datasets}. Resumes where a killed run stopped.",
     )
     _add_dataset_and_root(prepare)
-    prepare.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
+    prepare.add_argument(
+        "--out", required=True, help="output folder or fsspec URL, e.g. s3://bucket/prepared (resumable)"
+    )
     prepare.add_argument("--workers", type=int, default=1, help="worker processes")
     prepare.add_argument(
         "--size", type=int, default=224, help="face crop side in pixels (the model's image size is enough)"
@@ -151,6 +153,8 @@ def run_audit(args: argparse.Namespace) -> int:
 
 @_reports_data_errors
 def run_prepare(args: argparse.Namespace) -> int:
+    """`args.item_map`, when an engine extension of the command line set one (see cli.COMMAND_EXTENSIONS),
+    runs the work instead of local processes."""
     from avforensics.data.cache_format import CacheFormatError
     from avforensics.data.prepare import (
         FaceDetectorUnavailable,
@@ -158,6 +162,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         PrepareOptions,
         prepare_dataset,
     )
+    from avforensics.data.workers import local_map
 
     options = PrepareOptions(
         size=args.size,
@@ -183,6 +188,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             workers=args.workers,
             retry_failed=args.retry_failed,
             progress=bar,
+            item_map=getattr(args, "item_map", local_map),
         )
     except (FaceDetectorUnavailable, PrepareConfigError, CacheFormatError) as error:
         print(f"avforensics prepare: {error}", file=sys.stderr)

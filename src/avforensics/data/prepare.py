@@ -13,7 +13,9 @@ Layout of the output folder:
 Crash safety: every file is written to a temporary name in the same folder and renamed into place (an
 atomic replace), the .npz before its .json. A video counts as prepared only when its .json exists, and
 that is written last, so a run killed at any instant leaves no entry that could be read half-written;
-the next run deletes stray temporaries and carries on with the videos that have no entry.
+the next run deletes stray temporaries and carries on with the videos that have no entry. The output
+folder may be an fsspec URL (s3://bucket/prepared): there each object appears whole once written, the
+same order holds, and source videos at URLs are downloaded to a temporary file for decoding.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,12 @@ from avforensics.data.cache_format import (
 from avforensics.data.decoding import decode_collecting_warnings
 from avforensics.data.records import VideoRecord
 from avforensics.data.silence import trim_clip
+from avforensics.data.storage import TEMP_SUFFIX, atomic_write, is_url, local_copy, location
+from avforensics.data.workers import ItemMap, WorkerJob, local_map
 from avforensics.media.errors import MediaError
 from avforensics.media.faces import FaceDetector, FaceTrackerConfig, NoFacePolicy, crop_faces, track_faces
 
 OK, FAILED = "ok", "failed"
-_TEMP_SUFFIX = ".partial"
 
 
 class PrepareConfigError(ValueError):
@@ -97,18 +98,8 @@ def entry_paths(out: Path, record_id: str) -> tuple[Path, Path]:
     return folder / f"{key}.npz", folder / f"{key}.json"
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}{_TEMP_SUFFIX}")
-    with open(temporary, mode) as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def _write_json(path: Path, data: Any) -> None:
-    _atomic_write(path, lambda handle: handle.write(json.dumps(data, sort_keys=True)), mode="w")
+    atomic_write(path, lambda handle: handle.write(json.dumps(data, sort_keys=True)), mode="w")
 
 
 def load_frames_and_audio(
@@ -151,7 +142,9 @@ def prepare_record(record: VideoRecord, out: Path, options: PrepareOptions, dete
         "record": record.to_dict(),
     }
     try:
-        frames, audio, entry["warnings"] = load_frames_and_audio(record, options)
+        with local_copy(record.path) as path:
+            frames, audio, entry["warnings"] = load_frames_and_audio(dataclasses.replace(record, path=path),
+                                                                    options)
         seconds_trimmed = 0.0
         if options.trim_silence and audio is not None:
             frames, audio, seconds_trimmed = trim_clip(frames, audio, options.fps, options.sample_rate)
@@ -163,7 +156,7 @@ def prepare_record(record: VideoRecord, out: Path, options: PrepareOptions, dete
         return entry
 
     item = ItemArrays(crops.frames, audio, crops.boxes, crops.face_found, options.fps, options.sample_rate)
-    _atomic_write(arrays_path, lambda handle: write_item(handle, item, options.encoding))
+    atomic_write(arrays_path, lambda handle: write_item(handle, item, options.encoding))
     entry.update(
         status=OK,
         frames=len(crops.frames),
@@ -179,25 +172,23 @@ def prepare_record(record: VideoRecord, out: Path, options: PrepareOptions, dete
 
 # --- running over a dataset -----------------------------------------------------------------------------
 
-_WORKER: dict[str, Any] = {}
+def _prepare_worker(
+    out: Path, options: PrepareOptions, detector_factory: Callable[[], FaceDetector]
+) -> tuple[Path, PrepareOptions, FaceDetector]:
+    """A worker's state: where to write, how, and its own face detector (built once per worker)."""
+    return out, options, build_detector(detector_factory)
 
 
-def _init_worker(out: Path, options: PrepareOptions, detector_factory: Callable[[], FaceDetector]) -> None:
-    import torch
-
-    torch.set_num_threads(1)  # N worker processes share the cores; one thread each avoids oversubscription
-    try:
-        _WORKER.update(out=out, options=options, detector=build_detector(detector_factory))
-    except FaceDetectorUnavailable as error:
-        # Raised from an initializer, it would only break the pool (BrokenProcessPool, its reason lost);
-        # raised from the first task, it reaches the caller as itself.
-        _WORKER.update(error=error)
+def _prepare_item(state: tuple[Path, PrepareOptions, FaceDetector], record: VideoRecord) -> dict:
+    out, options, detector = state
+    return prepare_record(record, out, options, detector)
 
 
-def _work(record: VideoRecord) -> dict:
-    if "error" in _WORKER:
-        raise _WORKER["error"]
-    return prepare_record(record, _WORKER["out"], _WORKER["options"], _WORKER["detector"])
+def prepare_job(
+    out: Path, options: PrepareOptions, detector_factory: Callable[[], FaceDetector]
+) -> WorkerJob:
+    """Preparation as a job any engine runs: one face detector per worker, one video per item."""
+    return WorkerJob(setup=_prepare_worker, apply=_prepare_item, setup_args=(out, options, detector_factory))
 
 
 def _check_options(out: Path, dataset: str, options: PrepareOptions) -> None:
@@ -222,7 +213,9 @@ def _check_options(out: Path, dataset: str, options: PrepareOptions) -> None:
 
 
 def _remove_temporaries(out: Path) -> int:
-    stray = list((out / "items").rglob(f"*{_TEMP_SUFFIX}")) if (out / "items").is_dir() else []
+    if is_url(out):  # objects in a store are written whole: no temporaries
+        return 0
+    stray = list((out / "items").rglob(f"*{TEMP_SUFFIX}")) if (out / "items").is_dir() else []
     for path in stray:
         path.unlink()
     return len(stray)
@@ -243,14 +236,17 @@ def prepare_dataset(
     detector_factory: Callable[[], FaceDetector] | None = None,
     retry_failed: bool = False,
     progress: Callable[[Iterator[dict], int], Iterator[dict]] | None = None,
+    item_map: ItemMap = local_map,
 ) -> dict[str, int]:
     """Prepare every record not yet prepared (and failed ones with `retry_failed`); write manifest.jsonl.
 
     Returns counts: prepared and failed (this run), skipped (done before), failed_total (in the manifest),
     removed_temporaries (left by a killed run).
     `progress` wraps the stream of finished entries (e.g. a tqdm bar) given the number pending.
+    `out` may be an fsspec URL (s3://bucket/prepared). `item_map` runs the work: local processes by default,
+    or another engine given the same job (avforensics.scale runs it on Ray).
     """
-    out = Path(out)
+    out = location(out)
     options = options or PrepareOptions()
     if detector_factory is None:
         from avforensics.media.mtcnn import MTCNN
@@ -264,13 +260,13 @@ def prepare_dataset(
     pending = [
         r for r in records if existing[r.id] is None or (retry_failed and existing[r.id]["status"] == FAILED)
     ]
-    finished = _run(pending, out, options, workers, detector_factory)
+    finished = item_map(prepare_job(out, options, detector_factory), pending, workers)
     if progress is not None:
         finished = progress(finished, len(pending))
     failed = sum(entry["status"] == FAILED for entry in finished)
     entries = [read_entry(out, record.id) for record in records]
     lines = "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in entries)
-    _atomic_write(out / "manifest.jsonl", lambda handle: handle.write(lines), "w")
+    atomic_write(out / "manifest.jsonl", lambda handle: handle.write(lines), "w")
     return {
         "prepared": len(pending) - failed,
         "skipped": len(records) - len(pending),
@@ -278,23 +274,6 @@ def prepare_dataset(
         "failed_total": sum(entry["status"] == FAILED for entry in entries),
         "removed_temporaries": removed,
     }
-
-
-def _run(
-    records: list[VideoRecord],
-    out: Path,
-    options: PrepareOptions,
-    workers: int,
-    detector_factory: Callable[[], FaceDetector],
-) -> Iterator[dict]:
-    if workers <= 1 or len(records) <= 1:
-        detector = build_detector(detector_factory) if records else None
-        yield from (prepare_record(record, out, options, detector) for record in records)
-        return
-    with ProcessPoolExecutor(
-        workers, initializer=_init_worker, initargs=(out, options, detector_factory)
-    ) as pool:
-        yield from pool.map(_work, records)
 
 
 # --- reading back ---------------------------------------------------------------------------------------

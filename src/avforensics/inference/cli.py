@@ -7,15 +7,14 @@ detect: exit 0 when every input was scored, 1 when some failed (each has an erro
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
 import math
-import os
 import sys
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,10 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     detect = subparsers.add_parser(
         "detect", help="score videos with a trained detector: JSON per input, table, timelines"
     )
-    detect.add_argument("paths", nargs="*", metavar="PATH", help="video files, folders (recursive), globs")
+    detect.add_argument("paths", nargs="*", metavar="PATH", help="video files, folders (recursive), globs; "
+                        "local or fsspec URLs (s3://bucket/videos/)")
     detect.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (calibrated or not)")
-    detect.add_argument("--jsonl", metavar="OUT", help="append one record per input here; a rerun skips "
-                        "inputs already recorded (default: records to stdout)")
+    detect.add_argument("--jsonl", metavar="OUT", help="append one record per input here (a path or an "
+                        "fsspec URL); a rerun skips inputs already recorded (default: records to stdout)")
     detect.add_argument("--plots", metavar="DIR", help="write a timeline PNG per scored video into DIR")
     detect.add_argument("--labels", metavar="MANIFEST", help="manifest CSV with path, label, fake_periods: "
                         "known fake periods are shaded in the timelines")
@@ -162,10 +162,15 @@ def run_live_detect(args: argparse.Namespace) -> int:
 def score_one(detector: Any, item: str, **predict: Any) -> dict[str, Any]:
     """The record of one input: the report, or the error's type and reason. Never raises for bad media.
     `predict`: options of `Detector.predict` (causal, window_stride)."""
+    from avforensics.data.storage import local_copy
     from avforensics.media.errors import MediaError
 
     try:
-        report = detector.predict(item, **predict)
+        with local_copy(item) as path:
+            report = detector.predict(path, **predict)
+        if path != item:  # scored from a download of a URL: the report names the URL
+            report = dataclasses.replace(report, path=item,
+                                         warnings=[note.replace(path, item) for note in report.warnings])
     except MediaError as error:
         return error_record(item, type(error).__name__, error.reason)
     except Exception as error:  # a batch tool records every failure and carries on with the rest
@@ -222,9 +227,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-_WORKER: dict[str, Any] = {}
-
-
 def _load_detector(checkpoint: str, options: dict[str, Any]) -> Any:
     """The Detector; option `min_face_size` (pixels) configures its MTCNN."""
     from avforensics.inference.detector import Detector
@@ -238,13 +240,20 @@ def _load_detector(checkpoint: str, options: dict[str, Any]) -> Any:
     return Detector.from_checkpoint(checkpoint, **options)
 
 
-def _init_worker(checkpoint: str, options: dict[str, Any], threads: int, predict: dict[str, Any]) -> None:
+def _detect_worker(checkpoint: str, options: dict[str, Any], predict: dict[str, Any], threads: int = 1,
+                   device: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """A worker's state: its own Detector (the model loaded once), its torch and FFmpeg threads being its
+    share of the cores; `device` (from an engine that placed the worker on a GPU) overrides --device."""
     import torch
 
-    # Workers share the cores: each process's torch and FFmpeg threads are its share, one model per process.
     torch.set_num_threads(threads)
-    _WORKER["detector"] = _load_detector(checkpoint, {**options, "decoder_threads": threads})
-    _WORKER["predict"] = predict
+    options = {**options, "decoder_threads": threads, **({"device": device} if device else {})}
+    return _load_detector(checkpoint, options), predict
+
+
+def _detect_item(state: tuple[Any, dict[str, Any]], item: str) -> dict[str, Any]:
+    detector, predict = state
+    return score_one(detector, item, **predict)
 
 
 def worker_threads(workers: int, cores: int) -> int:
@@ -256,24 +265,22 @@ def worker_threads(workers: int, cores: int) -> int:
     return max(1, cores // workers)
 
 
-def _score_in_worker(item: str) -> dict[str, Any]:
-    return score_one(_WORKER["detector"], item, **_WORKER["predict"])
-
-
 def _scored(pending: list[str], detector: Any, args: argparse.Namespace, options: dict[str, Any]
             ) -> Iterator[dict[str, Any]]:
-    """Records of the pending inputs as they finish (in input order with one worker)."""
+    """Records of the pending inputs as they finish (in input order in this process). `args.item_map`, when
+    an engine extension of the command line set one (cli.COMMAND_EXTENSIONS), runs the work instead of
+    local processes; it places the workers, so it chooses their threads."""
+    from avforensics.data.workers import WorkerJob, available_cores, local_map
+
     predict = {"causal": args.causal, "window_stride": args.window_stride}
-    if args.workers == 1 or len(pending) <= 1:
+    item_map = getattr(args, "item_map", None)
+    if item_map is None and (args.workers == 1 or len(pending) <= 1):
         yield from (score_one(detector, item, **predict) for item in pending)
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = worker_threads(args.workers, cores)
-    with ProcessPoolExecutor(args.workers, initializer=_init_worker,
-                             initargs=(args.model, options, threads, predict)) as pool:
-        yield from (future.result() for future in as_completed(
-            [pool.submit(_score_in_worker, item) for item in pending]
-        ))
+    threads = worker_threads(args.workers, available_cores()) if item_map is None else 1
+    job = WorkerJob(setup=_detect_worker, apply=_detect_item, setup_args=(args.model, options, predict),
+                    setup_kwargs={"threads": threads}, threads=threads, wants_gpu=True)
+    yield from (item_map or local_map)(job, pending, args.workers)
 
 
 def _progress(records: Iterator[dict[str, Any]], total: int) -> Iterator[dict[str, Any]]:

@@ -3,14 +3,20 @@
 Each record is appended, flushed and fsynced before the next input starts, so a killed run loses at most
 the input in progress. On reopening, a torn last line (no newline, or not JSON) is cut off and that input
 is scored again; inputs that already have a record are skipped: every input ends with exactly one record.
+
+At an fsspec URL (s3://bucket/results.jsonl) objects cannot be appended to: the whole file is rewritten with
+every record at most every `upload_seconds` and on close, so a killed run loses at most that much work.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import IO, Any
+
+from avforensics.data.storage import atomic_write, is_url, location
 
 
 class ResultsFileError(ValueError):
@@ -20,11 +26,15 @@ class ResultsFileError(ValueError):
 class ResultsLog:
     """Append-only JSON-lines file of records keyed by their `input`."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, upload_seconds: float = 30.0) -> None:
+        self.path = location(path)
+        self.remote = is_url(path)
+        self.upload_seconds = upload_seconds
         self.records: dict[str, dict[str, Any]] = {}
         self.repaired = False
         self._handle: IO[str] | None = None
+        self._uploaded = time.monotonic()
+        self._unsaved = 0
         if self.path.exists():
             self._read()
 
@@ -45,7 +55,10 @@ class ResultsLog:
                 raise ResultsFileError(f"{self.path}:{number}: not a detect record (no 'input' key)")
             self.records[record["input"]] = record
             kept += len(line) + 1
-        if kept < len(data):
+        if kept < len(data) and self.remote:
+            self._upload()
+            self.repaired = True
+        elif kept < len(data):
             with self.path.open("r+b") as handle:
                 handle.truncate(kept)
                 os.fsync(handle.fileno())
@@ -55,7 +68,14 @@ class ResultsLog:
         return key in self.records
 
     def append(self, record: dict[str, Any]) -> None:
-        """Write one record durably (flushed and fsynced) before returning."""
+        """Write one record durably (flushed and fsynced) before returning; at a URL, keep it and upload
+        every record when `upload_seconds` have passed since the last upload."""
+        if self.remote:
+            self.records[record["input"]] = record
+            self._unsaved += 1
+            if time.monotonic() - self._uploaded >= self.upload_seconds:
+                self._upload()
+            return
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("a", encoding="utf-8")
@@ -64,7 +84,14 @@ class ResultsLog:
         os.fsync(self._handle.fileno())
         self.records[record["input"]] = record
 
+    def _upload(self) -> None:
+        lines = "".join(json.dumps(record, allow_nan=False) + "\n" for record in self.records.values())
+        atomic_write(self.path, lambda handle: handle.write(lines), "w")
+        self._uploaded, self._unsaved = time.monotonic(), 0
+
     def close(self) -> None:
+        if self._unsaved:
+            self._upload()
         if self._handle is not None:
             self._handle.close()
             self._handle = None
