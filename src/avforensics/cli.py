@@ -19,7 +19,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "avforensics.data.cli": ("audit", "prepare", "split", "verify-split"),
     "avforensics.synth.cli": ("synth",),
     "avforensics.train.cli": ("train", "models"),
-    "avforensics.protocols.cli": ("evaluate", "benchmark-protocol", "reproduce", "robustness"),
+    "avforensics.protocols.cli": ("evaluate", "benchmark-protocol", "robustness", "reproduce"),
     "avforensics.inference.cli": ("detect", "calibrate"),
     "avforensics.serve.cli": ("serve", "serve-token"),
     "avforensics.protocols.demo": ("demo",),
