@@ -279,15 +279,11 @@ def prepare_dataset(
 # --- reading back ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class PreparedItem:
+@dataclass(frozen=True)
+class PreparedItem(ItemArrays):
+    """One prepared video's arrays, with its record and manifest entry."""
+
     record: VideoRecord
-    frames: np.ndarray  # (T, S, S, 3) uint8 face crops
-    audio: np.ndarray | None  # (N,) float32 at sample_rate, None when the video has no audio
-    boxes: np.ndarray  # (T, 4) crop squares in decoded-frame pixels
-    face_found: np.ndarray  # (T,) bool
-    fps: float
-    sample_rate: int
     entry: dict
 
 
@@ -319,13 +315,5 @@ class PreparedStore:
         arrays_path, _ = entry_paths(self.out, record_id)
         with open(arrays_path, "rb") as handle:
             item = read_item(handle, entry["audio_present"], str(arrays_path))
-        return PreparedItem(
-            record=VideoRecord.from_dict(entry["record"]),
-            frames=item.frames,
-            audio=item.audio,
-            boxes=item.boxes,
-            face_found=item.face_found,
-            fps=item.fps,
-            sample_rate=item.sample_rate,
-            entry=entry,
-        )
+        arrays = {field.name: getattr(item, field.name) for field in dataclasses.fields(item)}
+        return PreparedItem(**arrays, record=VideoRecord.from_dict(entry["record"]), entry=entry)

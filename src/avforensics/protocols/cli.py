@@ -1,5 +1,5 @@
 """`avforensics evaluate RUN_DIR_OR_CHECKPOINT --out DIR`, `avforensics benchmark-protocol CONFIG --out DIR`,
-`avforensics reproduce PAPER TABLE --out DIR`, `avforensics robustness RUN_OR_CKPT --out DIR`.
+`avforensics reproduce PAPER TABLE --out DIR`, `avforensics robustness RUN_DIR_OR_CHECKPOINT --out DIR`.
 
 evaluate: score one part of a split (default test) and write predictions, metric tables and plots.
 benchmark-protocol: train and evaluate one model per held-out category/method and write the paper table.
@@ -24,16 +24,10 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "evaluate", help="score a trained detector on a split part: predictions, tables, ROC/PR plots")
-    evaluate.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT",
-                          help="run directory (its best checkpoint, else last) or a checkpoint file")
-    evaluate.add_argument("--out", required=True, help="output folder")
-    evaluate.add_argument("--data", metavar="[DATASET=]ROOT",
-                          help="dataset folder, optionally prefixed by its adapter (default: as trained)")
-    evaluate.add_argument("--prepared", metavar="DIR", help="cache written by avforensics prepare")
+    _scored_part_options(evaluate)
     split = evaluate.add_mutually_exclusive_group()
     split.add_argument("--protocol", metavar="NAME", help="protocol of the split (default: as trained)")
     split.add_argument("--split-file", metavar="F", help="saved split (CSV or JSON) instead of a protocol")
-    evaluate.add_argument("--part", default="test", choices=("train", "val", "test"), help="part to score")
     evaluate.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
         help="change a data setting, value parsed as YAML (repeatable), e.g. "
@@ -63,23 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     robustness = subparsers.add_parser(
         "robustness", help="re-score a split part under perturbations (compression, blur, noise, codecs, "
                            "offsets, a masked modality): AUC against severity per head")
-    robustness.add_argument("source", metavar="RUN_OR_CKPT",
-                            help="run directory (its best checkpoint, else last) or a checkpoint file")
-    robustness.add_argument("--out", required=True, help="output folder")
-    robustness.add_argument("--data", metavar="[DATASET=]ROOT",
-                            help="dataset folder, optionally prefixed by its adapter (default: as trained)")
-    robustness.add_argument("--prepared", metavar="DIR", help="cache written by avforensics prepare")
-    robustness.add_argument("--part", default="test", choices=("train", "val", "test"), help="part to score")
+    _scored_part_options(robustness)
     robustness.add_argument("--perturbations", metavar="A,B,...",
                             help="perturbations to apply (default: all; see docs/robustness.md)")
     robustness.add_argument("--levels", metavar="1,2,...",
                             help="severities to apply, 1 = mildest (default: every level)")
     robustness.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
-    robustness.add_argument("--batch-size", type=int, help="windows per forward pass (default: the config's)")
-    robustness.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    _device_options(robustness)
     robustness.set_defaults(run=run_robustness)
-
-
     reproduce = subparsers.add_parser(
         "reproduce", help="train + evaluate every row of a paper's table (docs/reproduce.md); resumable")
     reproduce.add_argument("paper", nargs="?", choices=("avprompt", "cad", "macbdf"), help="the paper")
@@ -96,9 +81,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reproduce.set_defaults(run=run_reproduce)
 
 
-def _common_options(parser: argparse.ArgumentParser) -> None:
+def _scored_part_options(parser: argparse.ArgumentParser) -> None:
+    """What a command that re-scores one part of a trained detector's split takes: the detector and data."""
+    parser.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT",
+                        help="run directory (its best checkpoint, else last) or a checkpoint file")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--data", metavar="[DATASET=]ROOT",
+                        help="dataset folder, optionally prefixed by its adapter (default: as trained)")
+    parser.add_argument("--prepared", metavar="DIR", help="cache written by avforensics prepare")
+    parser.add_argument("--part", default="test", choices=("train", "val", "test"), help="part to score")
+
+
+def _device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: the config's)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    _device_options(parser)
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
 
 
