@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from avforensics.protocols.demo import EPOCH_SHARE, PROTOCOLS, QUICK, demo_detectors
+from avforensics.protocols.demo import (
+    EPOCH_SHARE,
+    PROTOCOLS,
+    QUICK,
+    demo_config,
+    demo_detectors,
+    write_seed_means,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH = os.environ.get("TORCH_SPEC", "torch==2.13.0")
@@ -88,3 +95,37 @@ def test_the_wheel_ships_configs_by_name_and_face_detector_weights(wheel_venv: P
 def test_every_protocol_has_an_epoch_share() -> None:
     assert set(EPOCH_SHARE) == set(PROTOCOLS)
     assert EPOCH_SHARE["intra"] == 1.0 and 0.0 < EPOCH_SHARE["leave-one-method-out"] <= 1.0
+
+
+def test_seed_means_average_each_metric_over_the_seeds_where_it_is_defined(tmp_path: Path) -> None:
+    def record(auc: float, video_auc: float | None, minutes: float) -> dict:
+        others = ["ACC", "AP", "video ACC", "video AP", "audio ACC", "audio AUC", "audio AP"]
+        cells = dict.fromkeys(others, 0.5)
+        return {"detector": "macbdf", "protocol": "intra", "videos": 48, **cells, "AUC": auc,
+                "video AUC": video_auc, "epochs": 3, "minutes": minutes}
+
+    per_seed = {
+        3: [record(0.80, 0.60, 1.0)],
+        4: [record(0.90, None, 2.0)],  # a head undefined in one seed is averaged over the others
+        5: [record(0.70, 0.70, 3.0), {"detector": "cad", "protocol": "intra", "error": "boom"}],
+    }
+    markdown = write_seed_means(per_seed, tmp_path)
+    records = json.loads((tmp_path / "comparison.json").read_text())
+    macbdf = next(r for r in records if r["detector"] == "macbdf")
+    assert macbdf["seeds"] == 3 and macbdf["minutes"] == pytest.approx(2.0)
+    assert macbdf["AUC"]["mean"] == pytest.approx(80.0) and macbdf["AUC"]["sd"] == pytest.approx(10.0)
+    assert macbdf["video AUC"]["mean"] == pytest.approx(65.0)
+    assert macbdf["video AUC"]["sd"] == pytest.approx(7.0710678, rel=1e-6)
+    cad = next(r for r in records if r["detector"] == "cad")
+    assert cad["seeds"] == 0 and cad["AUC"] == {"mean": None, "sd": None}
+    assert "seeds 3, 4, 5" in markdown
+    assert "| macbdf | intra | 3 | 50.0 ± 0.0 | 80.0 ± 10.0 |" in markdown
+    assert "| cad | intra | 0 | - |" in markdown
+
+
+def test_demo_options_reach_the_training_configuration(tmp_path: Path) -> None:
+    config = demo_config("macbdf", "leave-one-method-out", tmp_path / "corpus", tmp_path / "prepared",
+                         QUICK, 1, ["data.augment={flip: 0.5}"], seed=11)
+    assert config.data.options["seed"] == 11
+    assert config.data.augment == {"flip": 0.5}
+    assert config.data.options["protocol_params"]["held_out"] == "faceswap"

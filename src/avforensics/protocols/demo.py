@@ -1,4 +1,4 @@
-"""`avforensics demo [--out DIR] [--quick]`: the whole toolkit end to end on this machine.
+"""`avforensics demo [--out DIR] [--quick] [--seed N ...]`: the whole toolkit end to end on this machine.
 
 Generates a synthetic corpus, prepares it (faces + audio), trains every registered detector's demo
 configuration (shipped `configs/<name>/demo.yaml`: its small configuration with a shorter budget than the
@@ -9,7 +9,10 @@ calibrates it on its validation part, prints one comparison table, scores a few 
 
 Layout of OUT: corpus/ (videos + manifest.csv), prepared/, runs/<detector>/<protocol>/ (training run,
 evaluation/ with metrics, predictions and ROC curves, calibrated.ckpt), comparison.md/.csv/.json,
-detect/<detector>.jsonl and detect/timelines/.
+detect/<detector>.jsonl and detect/timelines/. With several `--seed`s each seed's demo goes to
+OUT/seed-N/ and OUT/comparison.md/.csv/.json holds every metric's mean and standard deviation over them: a
+48-60-video test part moves an AUC by several points from one corpus draw to the next, so comparisons of
+detectors or settings are made on that mean.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from avforensics.experiment.config import shipped_configs
 
 log = logging.getLogger(__name__)
 
-SEED = 3
+SEED = 3  # the demo corpus and its splits
 HEADS = (("overall", ""), ("video", "video "), ("audio", "audio "))
 
 
@@ -76,7 +79,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--models", nargs="+", metavar="NAME", help="only these detectors (default: all)")
     demo.add_argument("--workers", type=int, default=2, help="processes for rendering and preparing")
     demo.add_argument("--jobs", type=int, default=2, help="trainings run side by side (default: %(default)s)")
+    demo.add_argument("--seed", type=int, nargs="+", default=[SEED], metavar="N",
+                      help="corpus and split seed(s) (default: %(default)s); several: one demo per seed in "
+                           "OUT/seed-N and a table of means over them in OUT")
+    demo.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=list(PROTOCOLS),
+                      help="train under these protocols only (default: all)")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override every detector's demo configuration, e.g. "
+                           "--set 'data.augment={flip: 0.5, self_blend: 0.5}' (repeatable)")
+    demo.add_argument("--exact", action="store_true",
+                      help="prepare lossless face crops and audio instead of the compact cache")
     demo.set_defaults(run=run_demo)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What one demo trains with beyond the budget: the corpus and split seed, the protocols, the
+    configuration overrides given with --set and the cache encoding."""
+
+    seed: int = SEED
+    protocols: tuple[str, ...] = tuple(PROTOCOLS)
+    overrides: tuple[str, ...] = ()
+    exact: bool = False
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -92,13 +116,19 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print(f"avforensics demo: error: --jobs must be >= 1, got {args.jobs}")
         return 2
-    corpus, prepared = build_corpus(out, budget, args.workers, crop_size(detectors))
-    rows = train_all(detectors, corpus, prepared, out, budget, args.jobs)
-    failures = sum("error" in row for row in rows)
-    comparison = write_comparison(rows, out)
-    print("\n" + comparison)
-    detect_summary = run_detect(rows, corpus, out, budget)
-    print(detect_summary)
+    seeds = list(dict.fromkeys(args.seed))
+    failures = 0
+    per_seed = {}
+    for seed in seeds:
+        setting = Setting(seed, tuple(args.protocols), tuple(args.overrides), args.exact)
+        seed_out = out if len(seeds) == 1 else out / f"seed-{seed}"
+        if len(seeds) > 1:
+            print(f"\n== corpus seed {seed} into {seed_out}")
+        rows = run_one_seed(detectors, seed_out, budget, setting, args)
+        failures += sum("error" in row for row in rows)
+        per_seed[seed] = comparison_records(rows)
+    if len(seeds) > 1:
+        print("\n" + write_seed_means(per_seed, out))
     print(f"demo finished in {(time.perf_counter() - started) / 60:.1f} min; everything is in {out}/:")
     for line in (
         "corpus/               synthetic videos and manifest.csv (labels, fake periods)",
@@ -107,19 +137,30 @@ def run_demo(args: argparse.Namespace) -> int:
         "comparison.md/.csv/.json   the table above",
         "detect/<detector>.jsonl, detect/timelines/*.png   reports of held-out videos",
     ):
-        print(f"  {line}")
+        print(f"  {'seed-N/' if len(seeds) > 1 and not line.startswith('comparison') else ''}{line}")
     return 1 if failures else 0
 
 
-def train_all(detectors: list[str], corpus: Path, prepared: Path, out: Path, budget: Budget, jobs: int
-              ) -> list[dict[str, Any]]:
+def run_one_seed(detectors: list[str], out: Path, budget: Budget, setting: Setting, args: argparse.Namespace
+                 ) -> list[dict[str, Any]]:
+    """One corpus seed's demo: render, prepare, train, compare, detect; the comparison rows."""
+    corpus, prepared = build_corpus(out, budget, args.workers, crop_size(detectors), setting)
+    rows = train_all(detectors, corpus, prepared, out, budget, args.jobs, setting)
+    print("\n" + write_comparison(rows, out))
+    print(run_detect(rows, corpus, out, budget, setting.seed))
+    return rows
+
+
+def train_all(detectors: list[str], corpus: Path, prepared: Path, out: Path, budget: Budget, jobs: int,
+              setting: Setting) -> list[dict[str, Any]]:
     """Every (detector, protocol) trained and evaluated, `jobs` at a time in fresh processes sharing the
     CPU cores (on 2 cores, two small trainings side by side with one thread each finish sooner than one
     after the other with two); a failure becomes its row's error and the others go on."""
-    tasks = [(name, protocol) for name in detectors for protocol in PROTOCOLS]
+    tasks = [(name, protocol) for name in detectors for protocol in setting.protocols]
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(train_and_evaluate, name, protocol, corpus, prepared, out, budget, threads)
+        futures = [pool.submit(train_and_evaluate, name, protocol, corpus, prepared, out, budget, threads,
+                               setting)
                    for name, protocol in tasks]
         rows = []
         for (name, protocol), future in zip(tasks, futures, strict=True):
@@ -165,8 +206,9 @@ def crop_size(detectors: list[str]) -> int:
                for name in detectors)
 
 
-def build_corpus(out: Path, budget: Budget, workers: int, size: int) -> tuple[Path, Path]:
-    """Render the synthetic corpus and prepare it once for every detector (compact `size` px face crops)."""
+def build_corpus(out: Path, budget: Budget, workers: int, size: int, setting: Setting) -> tuple[Path, Path]:
+    """Render the synthetic corpus and prepare it once for every detector (`size` px face crops, compact
+    unless the setting asks for exact ones)."""
     from avforensics.data.adapters import get_adapter
     from avforensics.data.prepare import PrepareOptions, prepare_dataset
     from avforensics.synth.corpus import generate_corpus, summarise
@@ -174,12 +216,13 @@ def build_corpus(out: Path, budget: Budget, workers: int, size: int) -> tuple[Pa
     corpus, prepared = out / "corpus", out / "prepared"
     if not (corpus / "manifest.csv").is_file():
         print(f"1/4 rendering {budget.videos} synthetic videos into {corpus}")
-        videos = generate_corpus(corpus, budget.videos, SEED, workers=workers, progress=True,
+        videos = generate_corpus(corpus, budget.videos, setting.seed, workers=workers, progress=True,
                                  durations=budget.durations)
         print(summarise(videos))
     records = get_adapter("synthetic").records(corpus)
     print(f"2/4 preparing faces and audio into {prepared}")
-    counts = prepare_dataset(records, prepared, PrepareOptions(size=size), dataset="synthetic",
+    options = PrepareOptions(size=size, encoding="exact" if setting.exact else "compact")
+    counts = prepare_dataset(records, prepared, options, dataset="synthetic",
                              workers=workers, progress=_progress_bar("prepare"))
     if counts["failed_total"]:
         log.warning("%d video(s) could not be prepared; see %s/manifest.jsonl", counts["failed_total"],
@@ -188,9 +231,10 @@ def build_corpus(out: Path, budget: Budget, workers: int, size: int) -> tuple[Pa
 
 
 def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: Budget, threads: int,
-                extra: Sequence[str] = ()) -> Any:
-    """The detector's demo configuration on the demo corpus, split by `protocol`, validated once at the end,
-    with `threads` CPU threads for torch, and `extra` overrides (e.g. another training seed) last."""
+                extra: Sequence[str] = (), seed: int = SEED) -> Any:
+    """The detector's demo configuration on the demo corpus (split with `seed`), split by `protocol`,
+    validated once at the end, with `threads` CPU threads for torch, and `extra` overrides (e.g. another
+    training seed) last."""
     from avforensics.experiment.config import load_config
 
     configured = load_config(demo_config_path(name))
@@ -198,7 +242,7 @@ def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: 
     epochs = max(1, round((budget.epochs or configured.optim.epochs) * EPOCH_SHARE[protocol]))
     overrides = [
         "data.dataset=synthetic", f"data.root={corpus}", f"data.protocol={data_protocol}",
-        "data.split_file=''", f"data.options.prepared={prepared}", f"data.options.seed={SEED}",
+        "data.split_file=''", f"data.options.prepared={prepared}", f"data.options.seed={seed}",
         f"data.options.protocol_params={_flow(params)}", "data.val_split=val",
         f"data.batch_size={min(configured.data.batch_size, budget.max_batch)}",
         f"optim.epochs={epochs}", f"trainer.val_every_n_epochs={epochs}",
@@ -212,7 +256,7 @@ def demo_config(name: str, protocol: str, corpus: Path, prepared: Path, budget: 
 
 
 def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, out: Path, budget: Budget,
-                       threads: int) -> dict[str, Any]:
+                       threads: int, setting: Setting) -> dict[str, Any]:
     """Train (unless finished before), evaluate on the test part, calibrate; the comparison row."""
     from avforensics.eval.tables import row_from_report
     from avforensics.inference.calibrate import calibrate_checkpoint
@@ -220,7 +264,7 @@ def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, o
     from avforensics.train.run import LAST_CHECKPOINT, train
 
     run_dir = out / "runs" / name / protocol
-    config = demo_config(name, protocol, corpus, prepared, budget, threads)
+    config = demo_config(name, protocol, corpus, prepared, budget, threads, setting.overrides, setting.seed)
     tick = time.perf_counter()
     if not (run_dir / LAST_CHECKPOINT).is_file():
         print(f"3/4 training {name} ({protocol}, {config.optim.epochs} epoch(s)) in {run_dir}", flush=True)
@@ -238,6 +282,22 @@ def train_and_evaluate(name: str, protocol: str, corpus: Path, prepared: Path, o
             "epochs": config.optim.epochs, "minutes": (time.perf_counter() - tick) / 60}
 
 
+def comparison_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The comparison rows as plain records: detector, protocol, videos, each head's ACC/AUC/AP as a
+    fraction (None where undefined), epochs and minutes; or detector, protocol and error."""
+    records = []
+    for row in rows:
+        if "error" in row:
+            records.append({"detector": row["detector"], "protocol": row["protocol"], "error": row["error"]})
+            continue
+        values = {column: getattr(row["heads"][head], metric) if row["heads"][head] else None
+                  for head, column, metric in _cells()}
+        records.append({"detector": row["detector"], "protocol": row["protocol"],
+                        "videos": row["heads"]["overall"].n, **values,
+                        "epochs": row["epochs"], "minutes": round(row["minutes"], 2)})
+    return records
+
+
 def write_comparison(rows: list[dict[str, Any]], out: Path) -> str:
     """One table: video-level ACC (at the validation threshold), AUC and AP, overall and per modality."""
     import csv
@@ -246,40 +306,91 @@ def write_comparison(rows: list[dict[str, Any]], out: Path) -> str:
 
     from avforensics.eval.metrics import csv_value, json_value, percent_text, write_report_files
 
-    columns = [f"{prefix}{metric}" for _, prefix in HEADS for metric in ("ACC", "AUC", "AP")]
+    columns = [column for _, column, _ in _cells()]
     lines = ["| detector | protocol | videos | " + " | ".join(columns) + " | epochs | minutes |",
              "|---|---|---|" + "---|" * len(columns) + "---|---|"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["detector", "protocol", "videos", *columns, "epochs", "minutes", "error"])
-    records = []
-    for row in rows:
-        if "error" in row:
-            lines.append(f"| {row['detector']} | {row['protocol']} | failed: {row['error']} |")
+    records = comparison_records(rows)
+    for record in records:
+        if "error" in record:
+            lines.append(f"| {record['detector']} | {record['protocol']} | failed: {record['error']} |")
             blanks = [""] * (len(columns) + 2)  # metrics, epochs, minutes
-            writer.writerow([row["detector"], row["protocol"], "", *blanks, row["error"]])
-            records.append({"detector": row["detector"], "protocol": row["protocol"], "error": row["error"]})
+            writer.writerow([record["detector"], record["protocol"], "", *blanks, record["error"]])
             continue
-        values = [getattr(row["heads"][head], metric) if row["heads"][head] else None
-                  for head, _ in HEADS for metric in ("acc", "auc", "ap")]
-        n = row["heads"]["overall"].n
-        lines.append(f"| {row['detector']} | {row['protocol']} | {n} | "
+        values = [record[column] for column in columns]
+        lines.append(f"| {record['detector']} | {record['protocol']} | {record['videos']} | "
                      + " | ".join("-" if v is None else percent_text(v) for v in values)
-                     + f" | {row['epochs']} | {row['minutes']:.1f} |")
+                     + f" | {record['epochs']} | {record['minutes']:.1f} |")
         csv_cells = ("" if v is None else csv_value(v) for v in values)
-        writer.writerow(
-            [row["detector"], row["protocol"], n, *csv_cells, row["epochs"], f"{row['minutes']:.2f}", ""]
-        )
-        cells = {c: None if v is None else json_value(v) for c, v in zip(columns, values, strict=True)}
-        records.append({"detector": row["detector"], "protocol": row["protocol"], "videos": n, **cells,
-                        "epochs": row["epochs"], "minutes": round(row["minutes"], 2)})
+        writer.writerow([record["detector"], record["protocol"], record["videos"], *csv_cells,
+                         record["epochs"], f"{record['minutes']:.2f}", ""])
+    plain = [{key: json_value(value) if key in columns and value is not None else value
+              for key, value in record.items()} for record in records]
     markdown = ("### Detectors compared on the synthetic corpus (test part, video level, percent)\n\n"
                 + "\n".join(lines) + "\n")
+    write_report_files(out, "comparison", markdown, buffer.getvalue(), json.dumps(plain, indent=2))
+    return markdown
+
+
+def write_seed_means(per_seed: dict[int, list[dict[str, Any]]], out: Path) -> str:
+    """Mean and sample standard deviation over the corpus seeds of every metric of every (detector,
+    protocol), over the seeds where it is defined (`n`); written as OUT/comparison.md/.csv/.json."""
+    import csv
+    import io
+    import json
+    import statistics
+
+    from avforensics.eval.metrics import write_report_files
+
+    columns = [column for _, column, _ in _cells()]
+    keys = list(dict.fromkeys((r["detector"], r["protocol"])
+                              for records in per_seed.values() for r in records))
+    seeds = ", ".join(map(str, per_seed))
+    lines = [f"### Detectors compared on the synthetic corpus: mean ± sd over corpus seeds {seeds} "
+             "(test part, video level, percent)\n",
+             "| detector | protocol | seeds | " + " | ".join(columns) + " | minutes |",
+             "|---|---|---|" + "---|" * len(columns) + "---|"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["detector", "protocol", "seeds", *(f"{c} {s}" for c in columns for s in ("mean", "sd")),
+                     "minutes"])
+    records = []
+    for detector, protocol in keys:
+        found = [r for records in per_seed.values() for r in records
+                 if (r["detector"], r["protocol"]) == (detector, protocol) and "error" not in r]
+        stats = {}
+        for column in columns:
+            values = [100 * r[column] for r in found if isinstance(r[column], float)]
+            stats[column] = (statistics.fmean(values) if values else None,
+                             statistics.stdev(values) if len(values) > 1 else None)
+        minutes = statistics.fmean(r["minutes"] for r in found) if found else None
+        cells = [_mean_text(*stats[column]) for column in columns]
+        lines.append(f"| {detector} | {protocol} | {len(found)} | " + " | ".join(cells)
+                     + f" | {'-' if minutes is None else f'{minutes:.1f}'} |")
+        writer.writerow([detector, protocol, len(found), *(v for c in columns for v in stats[c]), minutes])
+        records.append({"detector": detector, "protocol": protocol, "seeds": len(found),
+                        **{c: {"mean": stats[c][0], "sd": stats[c][1]} for c in columns}, "minutes": minutes})
+    markdown = "\n".join(lines) + "\n"
     write_report_files(out, "comparison", markdown, buffer.getvalue(), json.dumps(records, indent=2))
     return markdown
 
 
-def run_detect(rows: list[dict[str, Any]], corpus: Path, out: Path, budget: Budget) -> str:
+def _cells() -> list[tuple[str, str, str]]:
+    """(head, column, metric attribute) of every comparison cell, e.g. ("video", "video AUC", "auc")."""
+    return [(head, f"{prefix}{metric.upper()}", metric)
+            for head, prefix in HEADS for metric in ("acc", "auc", "ap")]
+
+
+def _mean_text(mean: float | None, sd: float | None) -> str:
+    """`mean ± sd` in percent with one decimal; the mean alone from one seed; "-" from none."""
+    if mean is None:
+        return "-"
+    return f"{mean:.1f}" if sd is None else f"{mean:.1f} ± {sd:.1f}"
+
+
+def run_detect(rows: list[dict[str, Any]], corpus: Path, out: Path, budget: Budget, seed: int) -> str:
     """Score a few videos of the intra split's test part with each calibrated detector, with timelines."""
     from avforensics.data.adapters import get_adapter
     from avforensics.data.protocols import make_split
@@ -292,7 +403,7 @@ def run_detect(rows: list[dict[str, Any]], corpus: Path, out: Path, budget: Budg
 
     records = get_adapter("synthetic").records(corpus)
     protocol, params = PROTOCOLS["intra"]
-    test_ids = set(make_split(protocol, records, SEED, **params).test)
+    test_ids = set(make_split(protocol, records, seed, **params).test)
     held_out = [r for r in records if r.id in test_ids]
     chosen = [r for r in held_out if r.label == 1][: budget.detect_videos // 2]
     chosen += [r for r in held_out if r.label == 0][: budget.detect_videos - len(chosen)]
