@@ -106,7 +106,7 @@ class Setting:
 def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     budget = QUICK if args.quick else FULL
-    out = Path(args.out)
+    out = Path(args.out).absolute()  # the runs record their data paths: valid from any working folder
     detectors, skipped = demo_detectors(args.models)
     for name, reason in skipped.items():
         print(f"skipping detector {name}: {reason}")
