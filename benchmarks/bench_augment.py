@@ -16,7 +16,6 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-import avforensics.models  # noqa: F401  (registers the detectors)
 from avforensics.experiment.config import ExperimentConfig, config_from_dict, config_to_dict, load_config
 from avforensics.experiment.data import build_dataset, collate_windows
 from avforensics.models.registry import build_model

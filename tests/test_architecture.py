@@ -77,6 +77,21 @@ def test_importing_the_inference_api_loads_no_trainer() -> None:
     assert loaded.strip() == "[]"
 
 
+def test_building_one_detector_imports_neither_the_others_nor_scikit_learn() -> None:
+    """Start-up time: a macbdf checkpoint loads without peft (avprompt's and cad's adapters) and without
+    scikit-learn (fitting a calibration), each about a second or more to import."""
+    code = (
+        "import sys\n"
+        "from avforensics.inference.detector import Detector\n"
+        "from avforensics.models.registry import build_model, random_backbone_overrides\n"
+        "build_model('macbdf', 'small', **random_backbone_overrides('macbdf'))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('peft', 'sklearn')\n"
+        "             or m in ('avforensics.models.avprompt', 'avforensics.models.cad')))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
 def test_the_command_table_names_exactly_what_each_module_registers() -> None:
     import argparse
     import importlib

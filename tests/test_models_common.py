@@ -113,7 +113,6 @@ def test_noisy_or_logit_is_the_probability_that_any_evidence_says_fake() -> None
 def test_each_detector_has_typed_dimensions_that_name_a_wrong_setting() -> None:
     import dataclasses
 
-    import avforensics.models  # noqa: F401  (registers every detector)
     from avforensics.models.registry import registered_models, resolve_dimensions
 
     for name, cls in registered_models().items():

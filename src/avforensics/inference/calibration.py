@@ -18,9 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
 
-from avforensics.eval.metrics import choose_threshold
 from avforensics.inference.report import HEADS
 
 _LOG_T_BOUNDS = (math.log(0.05), math.log(20.0))
@@ -77,6 +75,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The T > 0 minimising the mean binary cross-entropy of sigmoid(logits / T) against labels (0/1)."""
     logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.float64)
     _check_two_classes(labels, "temperature")
+    from scipy.optimize import minimize_scalar  # fitting only: applying a calibration starts without scipy
 
     def nll(log_t: float) -> float:
         scaled = logits / math.exp(log_t)
@@ -94,6 +93,8 @@ def fit_calibration(
     split: str = "val",
 ) -> Calibration:
     """Fit every head that has windows of both classes; `labels` use -1 for rows a head must ignore."""
+    from avforensics.eval.metrics import choose_threshold  # fitting only: scikit-learn costs a second to load
+
     ids = np.asarray(video_ids)
     heads: dict[str, HeadCalibration] = {}
     fitted_on: dict[str, Any] = {"split": split}

@@ -1,5 +1,2 @@
-"""models room (see DESIGN.md)."""
-
-import avforensics.models.avprompt  # noqa: F401  (registers "avprompt")
-import avforensics.models.cad  # noqa: F401  (registers "cad")
-import avforensics.models.macbdf  # noqa: F401  (registers "macbdf")
+"""models room (see DESIGN.md). The shipped detectors register when first asked for by name
+(`registry.model_class`, `registry.registered_models`), so this package imports none of them."""

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any
 
 from avforensics.models.base import DetectorModel
 
 _MODELS: dict[str, type[DetectorModel]] = {}
+# The shipped detectors, imported (and so registered) when first asked for by name: loading one checkpoint
+# imports only its own detector, not the others' libraries (peft costs seconds of a start-up).
+BUILTIN_MODULES: dict[str, str] = {
+    "avprompt": "avforensics.models.avprompt",
+    "cad": "avforensics.models.cad",
+    "macbdf": "avforensics.models.macbdf",
+}
 
 def register_model(cls: type[DetectorModel]) -> type[DetectorModel]:
     """Class decorator: make a detector buildable by its `name`."""
@@ -20,10 +28,12 @@ def register_model(cls: type[DetectorModel]) -> type[DetectorModel]:
     return cls
 
 def model_class(name: str) -> type[DetectorModel]:
+    if name not in _MODELS and name in BUILTIN_MODULES:
+        importlib.import_module(BUILTIN_MODULES[name])
     try:
         return _MODELS[name]
     except KeyError:
-        known = ", ".join(sorted(_MODELS)) or "none"
+        known = ", ".join(sorted({*_MODELS, *BUILTIN_MODULES})) or "none"
         raise KeyError(f"unknown model {name!r}; registered models: {known}") from None
 
 
@@ -58,6 +68,9 @@ def build_model(name: str, config: str | dict[str, Any] = "small", **overrides: 
 
 
 def registered_models() -> dict[str, type[DetectorModel]]:
+    """Every detector: the shipped ones (imported here) and any other registered."""
+    for module in BUILTIN_MODULES.values():
+        importlib.import_module(module)
     return dict(sorted(_MODELS.items()))
 
 

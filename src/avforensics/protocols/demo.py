@@ -175,7 +175,6 @@ def train_all(detectors: list[str], corpus: Path, prepared: Path, out: Path, bud
 
 def demo_detectors(only: list[str] | None) -> tuple[list[str], dict[str, str]]:
     """Registered detectors that have a small configuration, and the reason for each one left out."""
-    import avforensics.models  # noqa: F401  (its __init__ imports, so registers, every detector)
     from avforensics.models.registry import registered_models
 
     names = sorted(registered_models())

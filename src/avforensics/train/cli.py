@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-import avforensics.models  # noqa: F401  (its __init__ imports, so registers, every detector)
 from avforensics.models.registry import build_model, registered_models
 
 log = logging.getLogger(__name__)
